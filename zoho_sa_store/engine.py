@@ -1,0 +1,119 @@
+"""Building the SQLAlchemy engine a store talks to."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from .errors import store_error
+
+log = logging.getLogger(__name__)
+
+URL_VARIABLE = "ZOHO_TOKEN_STORE_URL"
+
+# The extra to install for each driver a URL can name.
+DRIVER_EXTRAS = {
+    "psycopg": "postgres",
+    "psycopg2": "postgres",
+    "pymysql": "mysql",
+    "mysqldb": "mysql",
+}
+
+# How long a SQLite writer waits for another process's write to finish.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+DatabaseURL = str | URL | Engine
+
+
+def resolve_url(url: DatabaseURL | None) -> DatabaseURL:
+    """Return ``url``, or the URL in ``ZOHO_TOKEN_STORE_URL`` when it is None."""
+    if url is not None:
+        return url
+    from_environment = os.environ.get(URL_VARIABLE, "").strip()
+    if not from_environment:
+        raise store_error(
+            f"No database URL was given: pass one (for example "
+            f"'sqlite:///zoho_tokens.db') or set {URL_VARIABLE}."
+        )
+    return from_environment
+
+
+def parse_url(url: str | URL) -> URL:
+    """Parse a database URL, with an error that never repeats its password."""
+    try:
+        return make_url(url)
+    except ArgumentError as err:
+        raise store_error(
+            "The database URL is malformed: expected a form like "
+            "'postgresql+psycopg://user:password@host/database'."
+        ) from err
+
+
+def is_sqlite_memory(url: URL) -> bool:
+    """Tell whether a URL names a private in-memory SQLite database."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def build_engine(url: DatabaseURL) -> Engine:
+    """Return an engine for ``url``; an ``Engine`` is returned as it is.
+
+    Every operation of the store is one statement, atomic on its own, so the
+    engines made here run in autocommit mode: a call costs no BEGIN, COMMIT or
+    ROLLBACK round trip, and a connection goes back to the pool with nothing
+    to reset. Parameters are hidden from SQLAlchemy's error messages because
+    they are tokens.
+    """
+    if isinstance(url, Engine):
+        return url
+    parsed = parse_url(url)
+    options: dict = {
+        "isolation_level": "AUTOCOMMIT",
+        "pool_reset_on_return": None,
+        "hide_parameters": True,
+    }
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        options["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+            "check_same_thread": False,
+        }
+        if is_sqlite_memory(parsed):
+            # One connection for the whole process: each new connection to
+            # ":memory:" would open an empty database of its own.
+            options["poolclass"] = StaticPool
+    try:
+        engine = create_engine(parsed, **options)
+    except NoSuchModuleError as err:
+        raise store_error(
+            f"The database URL names an unknown dialect "
+            f"'{parsed.drivername}': use sqlite, postgresql+psycopg or "
+            f"mysql+pymysql."
+        ) from err
+    except ImportError as err:
+        extra = DRIVER_EXTRAS.get(parsed.get_driver_name(), "postgres or mysql")
+        raise store_error(
+            f"The driver for '{parsed.drivername}' is not installed: install "
+            f"it with `pip install 'zoho-sa-store[{extra}]'`."
+        ) from err
+    if backend == "sqlite" and not is_sqlite_memory(parsed):
+        event.listen(engine, "connect", _use_write_ahead_log)
+    log.debug("Created an engine for %s", safe_url(engine))
+    return engine
+
+
+def _use_write_ahead_log(dbapi_connection, connection_record) -> None:
+    # With a write-ahead log, readers in other processes are not blocked
+    # while one process writes.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def safe_url(engine: Engine) -> str:
+    """Render an engine's URL for people, with the password masked."""
+    return engine.url.render_as_string(hide_password=True)

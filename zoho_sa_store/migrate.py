@@ -1,0 +1,97 @@
+"""Running the Alembic migrations that create and evolve the token table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+
+from .engine import DatabaseURL, build_engine, resolve_url, safe_url
+
+log = logging.getLogger(__name__)
+
+# The migrations ship inside the package, so ``upgrade`` works from a plain
+# ``pip install`` as well as from a checkout.
+SCRIPT_LOCATION = "zoho_sa_store:migrations"
+
+# A table of our own, so that an application that keeps its own Alembic
+# history in the same database is not disturbed.
+VERSION_TABLE = "zoho_sa_store_version"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Return an Alembic configuration for this package's migrations."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest revision of the migrations."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """Return the revision a database is at, or None before the first one."""
+    context = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    )
+    return context.get_current_revision()
+
+
+def upgrade(url: DatabaseURL | None = None, revision: str = "head") -> None:
+    """Bring the token table's schema to ``revision``, the newest by default.
+
+    ``url`` is a database URL, a ``sqlalchemy.engine.URL`` or an ``Engine``;
+    when it is None, ``ZOHO_TOKEN_STORE_URL`` is read.
+    """
+    engine = build_engine(resolve_url(url))
+    with _migration_connection(engine) as connection:
+        command.upgrade(alembic_config(connection), revision)
+    log.info("Upgraded the token table at %s to %s", safe_url(engine), revision)
+    if engine is not url:
+        engine.dispose()
+
+
+def downgrade(url: DatabaseURL | None = None, revision: str = "base") -> None:
+    """Take the token table's schema back to ``revision``; ``base`` drops it."""
+    engine = build_engine(resolve_url(url))
+    with _migration_connection(engine) as connection:
+        command.downgrade(alembic_config(connection), revision)
+    log.info("Downgraded the token table at %s to %s", safe_url(engine), revision)
+    if engine is not url:
+        engine.dispose()
+
+
+@contextmanager
+def _migration_connection(engine: Engine) -> Iterator[Connection]:
+    # Several processes may open a new SQLite file at the same moment and
+    # each upgrade it. An immediate transaction makes them take turns: the
+    # later ones find the schema current and do nothing. SQLite runs DDL
+    # inside a transaction like any other statement.
+    with engine.connect() as connection:
+        if engine.dialect.name != "sqlite":
+            # The store's own engines run in autocommit mode; a migration
+            # runs in a transaction where the database allows it.
+            connection = connection.execution_options(
+                isolation_level=connection.default_isolation_level
+            )
+            with connection.begin():
+                yield connection
+            return
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")

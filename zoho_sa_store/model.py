@@ -1,0 +1,58 @@
+"""The ``oauthtoken`` table: one row per stored OAuth token.
+
+The column names are the ones the Zoho SDK's own stores use, so rows written by
+the SDK's ``DBStore`` layout and by this package line up column for column.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .column_types import key_text
+
+TABLE_NAME = "oauthtoken"
+
+# Constraint names are stable across databases, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class OAuthTokenRow(Base):
+    """A stored token. Every lookup column is unique, and so indexed."""
+
+    __tablename__ = TABLE_NAME
+    __table_args__ = {"mysql_charset": "utf8mb4"}
+
+    id: Mapped[str] = mapped_column(key_text(), primary_key=True)
+    user_name: Mapped[str | None] = mapped_column(key_text(), unique=True, index=True)
+    client_id: Mapped[str | None] = mapped_column(String(255))
+    client_secret: Mapped[str | None] = mapped_column(String(255))
+    refresh_token: Mapped[str | None] = mapped_column(
+        key_text(), unique=True, index=True
+    )
+    access_token: Mapped[str | None] = mapped_column(
+        key_text(), unique=True, index=True
+    )
+    grant_token: Mapped[str | None] = mapped_column(key_text(), unique=True, index=True)
+    # Epoch milliseconds. The SDK hands it over and expects it back as a
+    # string; a number lets the database compare expiries.
+    expiry_time: Mapped[int | None] = mapped_column(BigInteger)
+    redirect_url: Mapped[str | None] = mapped_column(String(255))
+    api_domain: Mapped[str | None] = mapped_column(String(255))
+
+    def __repr__(self) -> str:
+        # Only what identifies the row: never a token or the client secret.
+        return f"<OAuthTokenRow id={self.id!r} user_name={self.user_name!r}>"
+
+
+oauthtoken = OAuthTokenRow.__table__

@@ -1,0 +1,231 @@
+"""``SQLAlchemyTokenStore``: the Zoho SDK's ``TokenStore`` on any SQL database."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
+from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
+
+from . import migrate, upsert
+from .engine import (
+    DatabaseURL,
+    build_engine,
+    is_sqlite_memory,
+    resolve_url,
+    safe_url,
+)
+from .errors import store_error
+from .mapping import (
+    fill_token,
+    lookup_key,
+    row_values,
+    save_key,
+    token_from_row,
+)
+from .model import oauthtoken
+
+log = logging.getLogger(__name__)
+
+UPGRADE_HINT = "run `zoho-sa-store upgrade --url URL` (or `zoho_sa_store.upgrade(url)`)"
+
+
+class SQLAlchemyTokenStore(TokenStore):
+    """Keep the Zoho SDK's OAuth tokens in a SQL database.
+
+    ``url`` is a database URL (``sqlite:///tokens.db``,
+    ``postgresql+psycopg://…``, ``mysql+pymysql://…``), a
+    ``sqlalchemy.engine.URL``, or an existing ``Engine``, which is used as it
+    is. When it is None, ``ZOHO_TOKEN_STORE_URL`` is read.
+
+    One instance is meant to be shared by every thread of a process. On
+    SQLite the store creates and upgrades its table on first use; on a server
+    database it never changes the schema, and a missing or outdated table is
+    an error that names the upgrade command.
+    """
+
+    def __init__(self, url: DatabaseURL | None = None) -> None:
+        self._engine = build_engine(resolve_url(url))
+        self._dialect = self._engine.dialect.name
+        if not upsert.supports(self._dialect):
+            raise store_error(
+                f"The '{self._dialect}' database is not supported: use SQLite, "
+                f"PostgreSQL, MySQL or MariaDB."
+            )
+        # Known once the dialect has met the server (MariaDB 10.5 and later
+        # can return the id of the row an upsert wrote; MySQL cannot).
+        self._returning = False
+        self._schema_checked = False
+        self._schema_lock = threading.Lock()
+        # An in-memory SQLite database lives in one connection that all
+        # threads share; they must take turns on it.
+        memory = is_sqlite_memory(self._engine.url)
+        self._turn = threading.Lock() if memory else contextlib.nullcontext()
+
+    @property
+    def engine(self):
+        """The SQLAlchemy engine the store uses."""
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"<SQLAlchemyTokenStore url={safe_url(self._engine)!r}>"
+
+    def find_token(self, token: OAuthToken) -> OAuthToken | None:
+        """Fill ``token`` from its stored row and return it; None if not found.
+
+        The row is looked up by the key ``mapping.lookup_key`` picks. Only
+        the fields that are None on ``token`` are filled.
+        """
+        key = lookup_key(token)
+        if key is None:
+            return None
+        query = select(oauthtoken).where(oauthtoken.c[key.column] == key.value)
+        with self._connection("find the token") as connection:
+            row = connection.execute(query).mappings().first()
+        if row is None:
+            log.debug("No token stored for that %s", key.column)
+            return None
+        return fill_token(token, row)
+
+    def find_token_by_id(self, id: str) -> OAuthToken:
+        """Return a new token built from the row with this id."""
+        query = select(oauthtoken).where(oauthtoken.c.id == id)
+        with self._connection("find the token by id") as connection:
+            row = connection.execute(query).mappings().first()
+        if row is None:
+            raise store_error(
+                f"No token is stored with the id {id!r}: check the id, or save "
+                f"the token first."
+            )
+        return token_from_row(row)
+
+    def save_token(self, token: OAuthToken) -> None:
+        """Insert or update the token's row in one statement and set its id.
+
+        The row is the one with the token's id when it has one, else the one
+        its lookup key finds. Fields that are None on the token keep their
+        stored values.
+        """
+        key = save_key(token)
+        if key is None:
+            raise store_error(
+                "The token cannot be saved: it has no id, user name, grant, "
+                "refresh or access token to identify its row."
+            )
+        if not (
+            token.get_refresh_token()
+            or token.get_access_token()
+            or token.get_grant_token()
+        ):
+            raise store_error(
+                "The token cannot be saved: it has no refresh, access or grant token."
+            )
+        new_id = key.value if key.column == "id" else uuid.uuid4().hex
+        row = {"id": new_id, **row_values(token)}
+        with self._connection("save the token") as connection:
+            returning = self._returning
+            statement = upsert.build_upsert(self._dialect, key.column, row, returning)
+            result = connection.execute(statement)
+            if returning:
+                row_id = result.scalar_one()
+            elif key.column == "id":
+                row_id = new_id
+            else:
+                # MySQL has no RETURNING: read the id of the row just written.
+                row_id = connection.execute(
+                    select(oauthtoken.c.id).where(oauthtoken.c[key.column] == key.value)
+                ).scalar_one()
+            connection.commit()
+        token.set_id(row_id)
+        log.debug("Saved the token with id %s by its %s", row_id, key.column)
+
+    def delete_token(self, id: str) -> None:
+        """Delete the row with this id; an unknown id is not an error."""
+        with self._connection("delete the token") as connection:
+            connection.execute(delete(oauthtoken).where(oauthtoken.c.id == id))
+            connection.commit()
+
+    def get_tokens(self) -> list[OAuthToken]:
+        """Return every stored token, each a new, fully populated token."""
+        query = select(oauthtoken).order_by(oauthtoken.c.id)
+        with self._connection("list the tokens") as connection:
+            rows = connection.execute(query).mappings().all()
+        return [token_from_row(row) for row in rows]
+
+    def delete_tokens(self) -> None:
+        """Delete every stored token."""
+        with self._connection("delete the tokens") as connection:
+            connection.execute(delete(oauthtoken))
+            connection.commit()
+        log.info("Deleted every token in %s", safe_url(self._engine))
+
+    def dispose(self) -> None:
+        """Close the store's pooled connections; it reconnects when used again."""
+        self._engine.dispose()
+
+    @contextlib.contextmanager
+    def _connection(self, action: str):
+        """Yield a connection, turning database errors into ``SDKException``."""
+        if not self._schema_checked:
+            self._check_schema()
+        try:
+            with self._turn, self._engine.connect() as connection:
+                yield connection
+        except IntegrityError as err:
+            raise store_error(
+                f"Could not {action}: one of its user name, access, refresh or "
+                f"grant token is already stored on another row, and nothing was "
+                f"written ({_describe(err)})."
+            ) from err
+        except SQLAlchemyError as err:
+            raise store_error(
+                f"Could not {action} in the database at {safe_url(self._engine)} "
+                f"({_describe(err)})."
+            ) from err
+
+    def _check_schema(self) -> None:
+        # Once per store: on SQLite bring the table up to date, elsewhere
+        # make sure an operator has.
+        with self._schema_lock:
+            if self._schema_checked:
+                return
+            try:
+                if self._dialect == "sqlite":
+                    with self._turn:
+                        migrate.upgrade(self._engine)
+                else:
+                    self._require_current_schema()
+            except SQLAlchemyError as err:
+                raise store_error(
+                    f"Could not reach the token table at {safe_url(self._engine)} "
+                    f"({_describe(err)})."
+                ) from err
+            self._returning = self._engine.dialect.insert_returning
+            self._schema_checked = True
+
+    def _require_current_schema(self) -> None:
+        with self._engine.connect() as connection:
+            current = migrate.current_revision(connection)
+        head = migrate.head_revision()
+        if current is None:
+            raise store_error(
+                f"The token table is missing at {safe_url(self._engine)}: "
+                f"{UPGRADE_HINT} before starting the application."
+            )
+        if current != head:
+            raise store_error(
+                f"The token table at {safe_url(self._engine)} is at revision "
+                f"{current}, not {head}: {UPGRADE_HINT}."
+            )
+
+
+def _describe(error: SQLAlchemyError) -> str:
+    """Name a database error without its text, which can quote token values."""
+    original: Any = getattr(error, "orig", None) or error
+    return type(original).__module__ + "." + type(original).__name__
