@@ -64,22 +64,36 @@ def require_server(name: str) -> str:
 _fresh_servers: set[str] = set()
 
 
-@pytest.fixture(params=DATABASES)
-def database_url(request, tmp_path) -> str:
-    """A URL of an empty, current token table, on each database in turn."""
-    if request.param == "sqlite":
+def prepare_database(name: str, tmp_path) -> str:
+    """Return a URL of an empty, current token table on the named database."""
+    if name == "sqlite":
         return f"sqlite:///{tmp_path / 'tokens.db'}"
-    url = require_server(request.param)
-    if request.param not in _fresh_servers:
+    url = require_server(name)
+    if name not in _fresh_servers:
         # Start each run from an empty schema, whatever an earlier run left.
         downgrade(url, "base")
-        _fresh_servers.add(request.param)
+        _fresh_servers.add(name)
     upgrade(url)
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM oauthtoken"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path) -> str:
+    """A URL of an empty token table, on each database in turn.
+
+    SQLite's table is created by the store on first use.
+    """
+    return prepare_database(request.param, tmp_path)
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def server_url(request, tmp_path) -> str:
+    """A URL of an empty, current token table, on each server database."""
+    return prepare_database(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -16,13 +16,16 @@ log = logging.getLogger(__name__)
 
 URL_VARIABLE = "ZOHO_TOKEN_STORE_URL"
 
-# The extra to install for each driver a URL can name.
+# For each server database: the extra that installs its tested driver, and
+# the URL scheme that uses that driver.
 DRIVER_EXTRAS = {
-    "psycopg": "postgres",
-    "psycopg2": "postgres",
-    "pymysql": "mysql",
-    "mysqldb": "mysql",
+    "postgresql": ("postgres", "postgresql+psycopg"),
+    "mysql": ("mysql", "mysql+pymysql"),
+    "mariadb": ("mysql", "mysql+pymysql"),
 }
+
+# How long opening a connection to a server may take before it is an error.
+CONNECT_TIMEOUT_SECONDS = 10
 
 # How long a SQLite writer waits for another process's write to finish.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -86,6 +89,9 @@ def build_engine(url: DatabaseURL) -> Engine:
             # One connection for the whole process: each new connection to
             # ":memory:" would open an empty database of its own.
             options["poolclass"] = StaticPool
+    elif "connect_timeout" not in parsed.query:
+        # Without it a vanished server can hold a call for minutes.
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     try:
         engine = create_engine(parsed, **options)
     except NoSuchModuleError as err:
@@ -95,10 +101,11 @@ def build_engine(url: DatabaseURL) -> Engine:
             f"mysql+pymysql."
         ) from err
     except ImportError as err:
-        extra = DRIVER_EXTRAS.get(parsed.get_driver_name(), "postgres or mysql")
+        extra, scheme = DRIVER_EXTRAS.get(backend, ("postgres,mysql", "a"))
         raise store_error(
-            f"The driver for '{parsed.drivername}' is not installed: install "
-            f"it with `pip install 'zoho-sa-store[{extra}]'`."
+            f"The database driver for '{parsed.drivername}' is not installed: "
+            f"run `pip install 'zoho-sa-store[{extra}]'` and use a '{scheme}://' "
+            f"URL."
         ) from err
     if backend == "sqlite" and not is_sqlite_memory(parsed):
         event.listen(engine, "connect", _use_write_ahead_log)

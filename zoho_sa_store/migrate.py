@@ -11,8 +11,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from .engine import DatabaseURL, build_engine, resolve_url, safe_url
+from .errors import database_error
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +56,31 @@ def upgrade(url: DatabaseURL | None = None, revision: str = "head") -> None:
     when it is None, ``ZOHO_TOKEN_STORE_URL`` is read.
     """
     engine = build_engine(resolve_url(url))
-    with _migration_connection(engine) as connection:
-        command.upgrade(alembic_config(connection), revision)
+    try:
+        with _migration_connection(engine) as connection:
+            command.upgrade(alembic_config(connection), revision)
+    except SQLAlchemyError as err:
+        where = safe_url(engine)
+        raise database_error("upgrade the token table", where, err) from err
+    finally:
+        if engine is not url:
+            engine.dispose()
     log.info("Upgraded the token table at %s to %s", safe_url(engine), revision)
-    if engine is not url:
-        engine.dispose()
 
 
 def downgrade(url: DatabaseURL | None = None, revision: str = "base") -> None:
     """Take the token table's schema back to ``revision``; ``base`` drops it."""
     engine = build_engine(resolve_url(url))
-    with _migration_connection(engine) as connection:
-        command.downgrade(alembic_config(connection), revision)
+    try:
+        with _migration_connection(engine) as connection:
+            command.downgrade(alembic_config(connection), revision)
+    except SQLAlchemyError as err:
+        where = safe_url(engine)
+        raise database_error("downgrade the token table", where, err) from err
+    finally:
+        if engine is not url:
+            engine.dispose()
     log.info("Downgraded the token table at %s to %s", safe_url(engine), revision)
-    if engine is not url:
-        engine.dispose()
 
 
 @contextmanager

@@ -6,10 +6,9 @@ import contextlib
 import logging
 import threading
 import uuid
-from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
@@ -21,7 +20,7 @@ from .engine import (
     resolve_url,
     safe_url,
 )
-from .errors import store_error
+from .errors import database_error, store_error
 from .mapping import (
     fill_token,
     lookup_key,
@@ -177,17 +176,8 @@ class SQLAlchemyTokenStore(TokenStore):
         try:
             with self._turn, self._engine.connect() as connection:
                 yield connection
-        except IntegrityError as err:
-            raise store_error(
-                f"Could not {action}: one of its user name, access, refresh or "
-                f"grant token is already stored on another row, and nothing was "
-                f"written ({_describe(err)})."
-            ) from err
         except SQLAlchemyError as err:
-            raise store_error(
-                f"Could not {action} in the database at {safe_url(self._engine)} "
-                f"({_describe(err)})."
-            ) from err
+            raise database_error(action, safe_url(self._engine), err) from err
 
     def _check_schema(self) -> None:
         # Once per store: on SQLite bring the table up to date, elsewhere
@@ -202,10 +192,8 @@ class SQLAlchemyTokenStore(TokenStore):
                 else:
                     self._require_current_schema()
             except SQLAlchemyError as err:
-                raise store_error(
-                    f"Could not reach the token table at {safe_url(self._engine)} "
-                    f"({_describe(err)})."
-                ) from err
+                where = safe_url(self._engine)
+                raise database_error("reach the token table", where, err) from err
             self._returning = self._engine.dialect.insert_returning
             self._schema_checked = True
 
@@ -223,9 +211,3 @@ class SQLAlchemyTokenStore(TokenStore):
                 f"The token table at {safe_url(self._engine)} is at revision "
                 f"{current}, not {head}: {UPGRADE_HINT}."
             )
-
-
-def _describe(error: SQLAlchemyError) -> str:
-    """Name a database error without its text, which can quote token values."""
-    original: Any = getattr(error, "orig", None) or error
-    return type(original).__module__ + "." + type(original).__name__
