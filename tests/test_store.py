@@ -292,11 +292,11 @@ def test_save_without_returning_reads_back_the_existing_rows_id(store):
 
 
 def test_expiry_time_comes_back_as_a_string_of_epoch_milliseconds(store):
-    store.save_token(user_token("a@zylker.com:1", expiry_time="1700000000123"))
+    store.save_token(user_token("a@zylker.com:1", expiry_time="1893456000123"))
 
     found = store.find_token(lookup("a@zylker.com:1"))
 
-    assert found.get_expires_in() == "1700000000123"
+    assert found.get_expires_in() == "1893456000123"
     assert len(found.get_expires_in()) == 13
 
 

@@ -49,6 +49,9 @@ class OAuthTokenRow(Base):
     expiry_time: Mapped[int | None] = mapped_column(BigInteger)
     redirect_url: Mapped[str | None] = mapped_column(String(255))
     api_domain: Mapped[str | None] = mapped_column(String(255))
+    # Epoch milliseconds on the database's clock until which one caller holds
+    # the right to refresh this token (see ``zoho_sa_store.refresh``).
+    refresh_lease_until: Mapped[int | None] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:
         # Only what identifies the row: never a token or the client secret.

@@ -13,6 +13,7 @@ from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
 from . import migrate, upsert
+from .clock import local_now_ms
 from .engine import (
     DatabaseURL,
     build_engine,
@@ -29,6 +30,7 @@ from .mapping import (
     token_from_row,
 )
 from .model import oauthtoken
+from .refresh import RefreshCoordinator, RefreshSettings, is_due
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,26 @@ class SQLAlchemyTokenStore(TokenStore):
     ``sqlalchemy.engine.URL``, or an existing ``Engine``, which is used as it
     is. When it is None, ``ZOHO_TOKEN_STORE_URL`` is read.
 
+    With ``refresh_coordination`` on (the default), a token about to expire
+    is refreshed by one caller across all processes and hosts sharing the
+    database, while the others wait up to ``refresh_wait_seconds`` for the
+    result; a caller that does not finish within ``refresh_lease_seconds``
+    loses its turn. See ``zoho_sa_store.refresh`` for how.
+
     One instance is meant to be shared by every thread of a process. On
     SQLite the store creates and upgrades its table on first use; on a server
     database it never changes the schema, and a missing or outdated table is
     an error that names the upgrade command.
     """
 
-    def __init__(self, url: DatabaseURL | None = None) -> None:
+    def __init__(
+        self,
+        url: DatabaseURL | None = None,
+        *,
+        refresh_coordination: bool = True,
+        refresh_lease_seconds: float = 10.0,
+        refresh_wait_seconds: float = 20.0,
+    ) -> None:
         self._engine = build_engine(resolve_url(url))
         self._dialect = self._engine.dialect.name
         if not upsert.supports(self._dialect):
@@ -66,6 +81,12 @@ class SQLAlchemyTokenStore(TokenStore):
         # threads share; they must take turns on it.
         memory = is_sqlite_memory(self._engine.url)
         self._turn = threading.Lock() if memory else contextlib.nullcontext()
+        self._refresh = RefreshSettings(
+            enabled=refresh_coordination,
+            lease_seconds=refresh_lease_seconds,
+            wait_seconds=refresh_wait_seconds,
+        )
+        self._coordinator = RefreshCoordinator(self._refresh, self._connection)
 
     @property
     def engine(self):
@@ -87,22 +108,30 @@ class SQLAlchemyTokenStore(TokenStore):
         query = select(oauthtoken).where(oauthtoken.c[key.column] == key.value)
         with self._connection("find the token") as connection:
             row = connection.execute(query).mappings().first()
+        row, refresh_here = self._settle(row)
         if row is None:
             log.debug("No token stored for that %s", key.column)
             return None
-        return fill_token(token, row)
+        fill_token(token, row)
+        if refresh_here:
+            _mark_due(token)
+        return token
 
     def find_token_by_id(self, id: str) -> OAuthToken:
         """Return a new token built from the row with this id."""
         query = select(oauthtoken).where(oauthtoken.c.id == id)
         with self._connection("find the token by id") as connection:
             row = connection.execute(query).mappings().first()
+        row, refresh_here = self._settle(row)
         if row is None:
             raise store_error(
                 f"No token is stored with the id {id!r}: check the id, or save "
                 f"the token first."
             )
-        return token_from_row(row)
+        token = token_from_row(row)
+        if refresh_here:
+            _mark_due(token)
+        return token
 
     def save_token(self, token: OAuthToken) -> None:
         """Insert or update the token's row in one statement and set its id.
@@ -179,6 +208,12 @@ class SQLAlchemyTokenStore(TokenStore):
         except SQLAlchemyError as err:
             raise database_error(action, safe_url(self._engine), err) from err
 
+    def _settle(self, row):
+        """Return the row to hand over, and whether this caller refreshes it."""
+        if row is None or not self._refresh.enabled or not is_due(row):
+            return row, False
+        return self._coordinator.settle(row)
+
     def _check_schema(self) -> None:
         # Once per store: on SQLite bring the table up to date, elsewhere
         # make sure an operator has.
@@ -211,3 +246,9 @@ class SQLAlchemyTokenStore(TokenStore):
                 f"The token table at {safe_url(self._engine)} is at revision "
                 f"{current}, not {head}: {UPGRADE_HINT}."
             )
+
+
+def _mark_due(token: OAuthToken) -> None:
+    # This caller holds the refresh lease: make sure the SDK refreshes now,
+    # even if a few seconds are left before it would have on its own.
+    token.set_expires_in(str(local_now_ms()))

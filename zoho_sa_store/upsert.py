@@ -3,6 +3,8 @@
 A save writes the row identified by one key column (see ``mapping.save_key``):
 it inserts a new row, or, when a row with that key exists, updates it in the
 same statement. Columns the token leaves as None keep their stored values.
+A save also ends any refresh lease on the row: the token it writes is the
+outcome of the refresh the lease was taken for.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def _on_conflict(insert, key_column: str):
         name: func.coalesce(insert.excluded[name], table[name])
         for name in VALUE_COLUMNS
     }
+    assignments["refresh_lease_until"] = null()
     # A clash on any other unique column is not caught here, so it fails the
     # whole statement instead of touching a second row.
     return insert.on_conflict_do_update(index_elements=[key_column], set_=assignments)
@@ -74,4 +77,6 @@ def _on_duplicate_key(insert, key_column: str):
     for name in VALUE_COLUMNS:
         new_value = func.coalesce(insert.inserted[name], table[name])
         assignments.append((name, func.if_(intended, new_value, table[name])))
+    lease = table.refresh_lease_until
+    assignments.append((lease.name, func.if_(intended, null(), lease)))
     return insert.on_duplicate_key_update(assignments)
