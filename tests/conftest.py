@@ -129,3 +129,17 @@ def statements(store) -> Iterator[StatementLog]:
     log = StatementLog(store.engine)
     yield log
     log.close()
+
+
+@pytest.fixture
+def statements_for() -> Iterator:
+    """Return a function that starts recording the statements of a store."""
+    logs: list[StatementLog] = []
+
+    def start(token_store: SQLAlchemyTokenStore) -> StatementLog:
+        logs.append(StatementLog(token_store.engine))
+        return logs[-1]
+
+    yield start
+    for log in logs:
+        log.close()
