@@ -9,31 +9,12 @@ from __future__ import annotations
 import os
 
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
-from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_sa_store import SQLAlchemyTokenStore
-from zoho_sa_store.testing import loopback_environment
+from zoho_sa_store.demo import fetch_access_token
 
-
-def fetch_access_token(store_url, zoho_url, user_name, start, results, options):
-    """Wait for the others, then let the SDK produce the user's access token.
-
-    ``Initializer.initialize`` looks the token up and, when it is due,
-    refreshes and saves it, exactly as before every CRM API call.
-    """
-    store = SQLAlchemyTokenStore(store_url, **options)
-    token = OAuthToken(user_signature=UserSignature(user_name))
-    try:
-        start.wait(timeout=60)
-        Initializer.initialize(
-            environment=loopback_environment(zoho_url), token=token, store=store
-        )
-        results.put(("ok", token.get_access_token()))
-    except Exception as err:  # reported to the parent, which asserts on it
-        results.put(("error", repr(err)))
-    finally:
-        store.dispose()
+__all__ = ["fetch_access_token", "take_lease_and_die"]
 
 
 def take_lease_and_die(store_url, user_name, results, options):

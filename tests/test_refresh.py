@@ -8,6 +8,8 @@ import pytest
 from sdk_flow import expire, forget_initializer, sign_in
 from sdk_worker import fetch_access_token, take_lease_and_die
 from tokens import lookup, user_token
+from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
+from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_sa_store import SQLAlchemyTokenStore
 from zoho_sa_store.clock import local_now_ms
@@ -144,3 +146,29 @@ def test_coordination_off_sends_no_lease_statement(database_url, statements_for)
 
     assert len(log) == 2
     store.dispose()
+
+
+def test_long_lived_token_objects_share_one_refresh(store, loopback_zoho):
+    # The SDK keeps one token object per user in each worker for the life of
+    # the process. Two workers' objects reach the expiry together.
+    sign_in(loopback_zoho, store)
+    workers = [OAuthToken(user_signature=UserSignature(USER)) for _ in range(2)]
+    for worker in workers:
+        worker.get_token()
+    expiry = str(local_now_ms() + 1000)
+    for worker in workers:
+        worker.set_expires_in(expiry)
+    _set_stored_expiry(store, expiry)
+    loopback_zoho.reset_counters()
+
+    first, second = (worker.get_token() for worker in workers)
+
+    assert loopback_zoho.calls["refresh"] == 1
+    assert first == second
+    assert store.get_tokens()[0].get_access_token() == first
+
+
+def _set_stored_expiry(store, expiry: str) -> None:
+    (token,) = store.get_tokens()
+    token.set_expires_in(expiry)
+    store.save_token(token)

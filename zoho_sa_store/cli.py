@@ -44,6 +44,17 @@ def _current(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(arguments: argparse.Namespace) -> int:
+    from .demo import DemoFailure, run_demo
+
+    try:
+        run_demo(arguments.url)
+    except DemoFailure as failure:
+        print(f"zoho-sa-store: the demo failed: {failure}.", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoho-sa-store",
@@ -63,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     current = commands.add_parser("current", help="show the schema revision")
     _add_url_option(current)
     current.set_defaults(handler=_current)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the token life cycle against a loopback Zoho (no account needed)",
+    )
+    demo.add_argument(
+        "--url",
+        help="the database to use (default: a new SQLite file, removed afterwards)",
+    )
+    demo.set_defaults(handler=_demo)
     return parser
 
 
