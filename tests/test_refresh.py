@@ -150,7 +150,8 @@ def test_coordination_off_sends_no_lease_statement(database_url, statements_for)
 
 def test_long_lived_token_objects_share_one_refresh(store, loopback_zoho):
     # The SDK keeps one token object per user in each worker for the life of
-    # the process. Two workers' objects reach the expiry together.
+    # the process. Two workers' objects reach the expiry together; once an
+    # object has an id the SDK looks it up by id, which hands it the row.
     sign_in(loopback_zoho, store)
     workers = [OAuthToken(user_signature=UserSignature(USER)) for _ in range(2)]
     for worker in workers:

@@ -79,18 +79,6 @@ def is_due(row: Row, now_ms: int | None = None) -> bool:
     return expiry - now_ms < DUE_MARGIN_MS
 
 
-def catch_up(token, row: Row) -> None:
-    """Give a token whose access token is due the newer one stored in ``row``."""
-    own_expiry = token.get_expires_in()
-    stored_expiry = row["expiry_time"]
-    if not own_expiry or stored_expiry is None or not row["access_token"]:
-        return
-    own_expiry_ms = int(own_expiry)
-    if stored_expiry > own_expiry_ms and own_expiry_ms - local_now_ms() < DUE_MARGIN_MS:
-        token.set_access_token(row["access_token"])
-        token.set_expires_in(str(stored_expiry))
-
-
 def _lease_statement(row: Row, lease_ms: int):
     now = database_now_ms()
     table = oauthtoken.c

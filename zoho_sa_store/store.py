@@ -30,7 +30,7 @@ from .mapping import (
     token_from_row,
 )
 from .model import oauthtoken
-from .refresh import RefreshCoordinator, RefreshSettings, catch_up, is_due
+from .refresh import RefreshCoordinator, RefreshSettings, is_due
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,7 @@ class SQLAlchemyTokenStore(TokenStore):
         """Fill ``token`` from its stored row and return it; None if not found.
 
         The row is looked up by the key ``mapping.lookup_key`` picks. Only
-        the fields that are None on ``token`` are filled, with one exception
-        while refresh coordination is on: a token whose own access token is
-        about to expire takes the stored access token and expiry when they
-        are newer. The SDK keeps one token object per user for the life of a
-        process, so without this it would refresh a token that another
-        process has already refreshed.
+        the fields that are None on ``token`` are filled.
         """
         key = lookup_key(token)
         if key is None:
@@ -120,8 +115,6 @@ class SQLAlchemyTokenStore(TokenStore):
         fill_token(token, row)
         if refresh_here:
             _mark_due(token)
-        elif self._refresh.enabled:
-            catch_up(token, row)
         return token
 
     def find_token_by_id(self, id: str) -> OAuthToken:
