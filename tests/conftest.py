@@ -103,6 +103,13 @@ def store(database_url) -> Iterator[SQLAlchemyTokenStore]:
     token_store.dispose()
 
 
+@pytest.fixture
+def server_store(server_url) -> Iterator[SQLAlchemyTokenStore]:
+    token_store = SQLAlchemyTokenStore(server_url)
+    yield token_store
+    token_store.dispose()
+
+
 class StatementLog:
     """The SQL statements an engine sends, recorded by an event hook."""
 

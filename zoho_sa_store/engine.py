@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 from sqlalchemy import Engine, create_engine, event
@@ -62,14 +63,18 @@ def is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def build_engine(url: DatabaseURL) -> Engine:
+def build_engine(
+    url: DatabaseURL, connect_timeout: float = CONNECT_TIMEOUT_SECONDS
+) -> Engine:
     """Return an engine for ``url``; an ``Engine`` is returned as it is.
 
     Every operation of the store is one statement, atomic on its own, so the
     engines made here run in autocommit mode: a call costs no BEGIN, COMMIT or
     ROLLBACK round trip, and a connection goes back to the pool with nothing
     to reset. Parameters are hidden from SQLAlchemy's error messages because
-    they are tokens.
+    they are tokens. ``connect_timeout`` bounds how long opening a
+    connection to a server may take (on MySQL, every read and write too);
+    the same options given in the URL win.
     """
     if isinstance(url, Engine):
         return url
@@ -89,9 +94,22 @@ def build_engine(url: DatabaseURL) -> Engine:
             # One connection for the whole process: each new connection to
             # ":memory:" would open an empty database of its own.
             options["poolclass"] = StaticPool
-    elif "connect_timeout" not in parsed.query:
-        # Without it a vanished server can hold a call for minutes.
-        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    else:
+        # Without these a vanished server can hold a call for minutes. Both
+        # drivers take whole seconds; never round a bound down to none.
+        seconds = max(1, math.ceil(connect_timeout))
+        bounds = ["connect_timeout"]
+        if backend in ("mysql", "mariadb"):
+            # PyMySQL reads the server's greeting under its read timeout, not
+            # the connect timeout: without one, a server that accepts and
+            # then stays silent would hang the call for ever.
+            bounds += ["read_timeout", "write_timeout"]
+        # TODO: libpq has no read timeout, so on PostgreSQL a pooled
+        # connection to a server that stops answering (while its host still
+        # acknowledges packets) waits until TCP gives up on it.
+        options["connect_args"] = {
+            name: seconds for name in bounds if name not in parsed.query
+        }
     try:
         engine = create_engine(parsed, **options)
     except NoSuchModuleError as err:

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from .clock import database_now_ms, local_now_ms
 from .model import oauthtoken
+from .work import write
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,12 @@ class RefreshCoordinator:
     def __init__(
         self,
         settings: RefreshSettings,
-        connect: Callable[[str], Any],
+        run: Callable[[str, Callable[[Connection], Any]], Any],
     ) -> None:
-        # ``connect(action)`` is the store's context manager for a
-        # connection that reports database errors as the SDK's exceptions.
+        # ``run(action, work)`` is the store's way to use a connection: it
+        # reports database errors as the SDK's exceptions.
         self._settings = settings
-        self._connect = connect
+        self._run = run
 
     def settle(self, row: Row) -> tuple[Row | None, bool]:
         """Return the row to hand to the SDK, and whether this caller refreshes.
@@ -134,17 +135,13 @@ class RefreshCoordinator:
                 return row, False
 
     def _take_lease(self, row: Row) -> bool:
-        lease_ms = int(self._settings.lease_seconds * 1000)
-        with self._connect("take the refresh lease") as connection:
-            result = connection.execute(_lease_statement(row, lease_ms))
-            connection.commit()
-        return result.rowcount == 1
+        statement = _lease_statement(row, int(self._settings.lease_seconds * 1000))
+
+        return self._run("take the refresh lease", write(statement)) == 1
 
     def _read(self, row_id: str) -> Row | None:
         query = select(oauthtoken).where(oauthtoken.c.id == row_id)
-        with self._connect("read the token") as connection:
-            return _first(connection, query)
-
-
-def _first(connection: Connection, query) -> Row | None:
-    return connection.execute(query).mappings().first()
+        return self._run(
+            "read the token",
+            lambda connection: connection.execute(query).mappings().first(),
+        )

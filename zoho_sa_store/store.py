@@ -6,15 +6,18 @@ import contextlib
 import logging
 import threading
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
 from . import migrate, upsert
 from .clock import local_now_ms
 from .engine import (
+    CONNECT_TIMEOUT_SECONDS,
     DatabaseURL,
     build_engine,
     is_sqlite_memory,
@@ -31,8 +34,11 @@ from .mapping import (
 )
 from .model import oauthtoken
 from .refresh import RefreshCoordinator, RefreshSettings, is_due
+from .work import first_row, write
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 UPGRADE_HINT = "run `zoho-sa-store upgrade --url URL` (or `zoho_sa_store.upgrade(url)`)"
 
@@ -51,6 +57,10 @@ class SQLAlchemyTokenStore(TokenStore):
     result; a caller that does not finish within ``refresh_lease_seconds``
     loses its turn. See ``zoho_sa_store.refresh`` for how.
 
+    ``connect_timeout_seconds`` bounds how long opening a connection to a
+    database server may take, so that a server that is down is an error
+    rather than a hang.
+
     One instance is meant to be shared by every thread of a process. On
     SQLite the store creates and upgrades its table on first use; on a server
     database it never changes the schema, and a missing or outdated table is
@@ -64,8 +74,9 @@ class SQLAlchemyTokenStore(TokenStore):
         refresh_coordination: bool = True,
         refresh_lease_seconds: float = 10.0,
         refresh_wait_seconds: float = 20.0,
+        connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
     ) -> None:
-        self._engine = build_engine(resolve_url(url))
+        self._engine = build_engine(resolve_url(url), connect_timeout_seconds)
         self._dialect = self._engine.dialect.name
         if not upsert.supports(self._dialect):
             raise store_error(
@@ -86,7 +97,7 @@ class SQLAlchemyTokenStore(TokenStore):
             lease_seconds=refresh_lease_seconds,
             wait_seconds=refresh_wait_seconds,
         )
-        self._coordinator = RefreshCoordinator(self._refresh, self._connection)
+        self._coordinator = RefreshCoordinator(self._refresh, self._run)
 
     @property
     def engine(self):
@@ -106,8 +117,7 @@ class SQLAlchemyTokenStore(TokenStore):
         if key is None:
             return None
         query = select(oauthtoken).where(oauthtoken.c[key.column] == key.value)
-        with self._connection("find the token") as connection:
-            row = connection.execute(query).mappings().first()
+        row = self._run("find the token", first_row(query))
         row, refresh_here = self._settle(row)
         if row is None:
             log.debug("No token stored for that %s", key.column)
@@ -120,8 +130,7 @@ class SQLAlchemyTokenStore(TokenStore):
     def find_token_by_id(self, id: str) -> OAuthToken:
         """Return a new token built from the row with this id."""
         query = select(oauthtoken).where(oauthtoken.c.id == id)
-        with self._connection("find the token by id") as connection:
-            row = connection.execute(query).mappings().first()
+        row = self._run("find the token by id", first_row(query))
         row, refresh_here = self._settle(row)
         if row is None:
             raise store_error(
@@ -156,7 +165,8 @@ class SQLAlchemyTokenStore(TokenStore):
             )
         new_id = key.value if key.column == "id" else uuid.uuid4().hex
         row = {"id": new_id, **row_values(token)}
-        with self._connection("save the token") as connection:
+
+        def upsert_row(connection: Connection) -> str:
             returning = self._returning
             statement = upsert.build_upsert(self._dialect, key.column, row, returning)
             result = connection.execute(statement)
@@ -170,43 +180,66 @@ class SQLAlchemyTokenStore(TokenStore):
                     select(oauthtoken.c.id).where(oauthtoken.c[key.column] == key.value)
                 ).scalar_one()
             connection.commit()
+            return row_id
+
+        # Running the upsert twice, should the first attempt's connection
+        # drop, leaves the same row: the second finds the first's by its key.
+        row_id = self._run("save the token", upsert_row)
         token.set_id(row_id)
         log.debug("Saved the token with id %s by its %s", row_id, key.column)
 
     def delete_token(self, id: str) -> None:
         """Delete the row with this id; an unknown id is not an error."""
-        with self._connection("delete the token") as connection:
-            connection.execute(delete(oauthtoken).where(oauthtoken.c.id == id))
-            connection.commit()
+        statement = delete(oauthtoken).where(oauthtoken.c.id == id)
+        self._run("delete the token", write(statement))
 
     def get_tokens(self) -> list[OAuthToken]:
         """Return every stored token, each a new, fully populated token."""
         query = select(oauthtoken).order_by(oauthtoken.c.id)
-        with self._connection("list the tokens") as connection:
-            rows = connection.execute(query).mappings().all()
+        rows = self._run(
+            "list the tokens",
+            lambda connection: connection.execute(query).mappings().all(),
+        )
         return [token_from_row(row) for row in rows]
 
     def delete_tokens(self) -> None:
         """Delete every stored token."""
-        with self._connection("delete the tokens") as connection:
-            connection.execute(delete(oauthtoken))
-            connection.commit()
+        self._run("delete the tokens", write(delete(oauthtoken)))
         log.info("Deleted every token in %s", safe_url(self._engine))
 
     def dispose(self) -> None:
         """Close the store's pooled connections; it reconnects when used again."""
         self._engine.dispose()
 
-    @contextlib.contextmanager
-    def _connection(self, action: str):
-        """Yield a connection, turning database errors into ``SDKException``."""
+    def _run(self, action: str, work: Callable[[Connection], T]) -> T:
+        """Call ``work`` with a pooled connection and return what it returns.
+
+        Database errors become ``SDKException``. A connection the server has
+        closed since its last use (a restart, a failover, a proxy's idle
+        timeout) is only found out when a statement fails on it; SQLAlchemy
+        then empties the pool, and ``work`` runs once more on a new
+        connection. This costs nothing on calls that succeed, unlike a
+        "ping" before every checkout.
+        """
         if not self._schema_checked:
             self._check_schema()
-        try:
-            with self._turn, self._engine.connect() as connection:
-                yield connection
-        except SQLAlchemyError as err:
-            raise database_error(action, safe_url(self._engine), err) from err
+        for attempt in (1, 2):
+            try:
+                with self._turn, self._engine.connect() as connection:
+                    return work(connection)
+            except DBAPIError as err:
+                if attempt == 1 and err.connection_invalidated:
+                    log.info(
+                        "The database at %s closed a pooled connection; trying to "
+                        "%s again on a new one",
+                        safe_url(self._engine),
+                        action,
+                    )
+                    continue
+                raise database_error(action, safe_url(self._engine), err) from err
+            except SQLAlchemyError as err:
+                raise database_error(action, safe_url(self._engine), err) from err
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _settle(self, row):
         """Return the row to hand over, and whether this caller refreshes it."""
