@@ -34,7 +34,7 @@ from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 
 from .adopt import DBSTORE_COLUMNS, parse_expiry, resolve_duplicates
 from .display import natural_id_order
-from .engine import DatabaseURL, build_engine, safe_url
+from .engine import DatabaseURL, build_engine, require_existing_file, safe_url
 from .errors import database_error, store_error
 from .mapping import token_from_row, user_name_of
 from .store import SQLAlchemyTokenStore
@@ -97,8 +97,11 @@ def import_file_store(
     store: SQLAlchemyTokenStore, path: str | Path, progress: Progress | None = None
 ) -> ImportReport:
     """Import the tokens of a ``FileStore`` CSV file into ``store``."""
+    # The store is read first: an unusable target fails before the source
+    # is read at all.
+    stored = store.get_tokens()
     rows = read_file_store(path)
-    return import_rows(store, rows, str(path), progress)
+    return _import(store, stored, rows, str(path), progress)
 
 
 def import_db_store(
@@ -108,8 +111,9 @@ def import_db_store(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import the tokens of a ``DBStore`` table at ``url`` into ``store``."""
+    stored = store.get_tokens()
     source, rows = read_db_store(url, table)
-    return import_rows(store, rows, source, progress)
+    return _import(store, stored, rows, source, progress)
 
 
 def read_file_store(path: str | Path) -> list[SourceRow]:
@@ -181,6 +185,7 @@ def read_db_store(
     url: DatabaseURL, table: str = DEFAULT_TABLE
 ) -> tuple[str, list[SourceRow]]:
     """Read every token of a ``DBStore`` table; return its name and rows."""
+    require_existing_file(url)
     engine = build_engine(url)
     where = safe_url(engine)
     source = f"{table} at {where}"
@@ -218,6 +223,16 @@ def import_rows(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Save source rows into ``store`` by the rules in this module's docstring."""
+    return _import(store, store.get_tokens(), rows, source, progress)
+
+
+def _import(
+    store: SQLAlchemyTokenStore,
+    stored: list[OAuthToken],
+    rows: Sequence[SourceRow],
+    source: str,
+    progress: Progress | None,
+) -> ImportReport:
     report = ImportReport(source=source, rows=len(rows))
     candidates: list[tuple[SourceRow, dict[str, Any]]] = []
     for row in rows:
@@ -240,7 +255,6 @@ def import_rows(
             )
         )
 
-    stored = store.get_tokens()
     by_user = {user_name_of(token): token for token in stored}
     by_id = {token.get_id(): token for token in stored}
     saving = [(where_of[id(values)], values) for values in kept]
