@@ -197,6 +197,46 @@ def test_an_unnamed_row_never_overwrites_another_users_token(tmp_path):
     store.dispose()
 
 
+def test_a_row_whose_token_is_stored_for_another_user_is_skipped(
+    database_url, tmp_path
+):
+    path = tmp_path / "tokens.csv"
+    write_csv(
+        path,
+        f"{HEADER},redirect_uri,api_domain",
+        "1,b@zylker.com:1,cid,secret,refresh-b,,,1893456000000,,",
+        "2,c@zylker.com:1,cid,secret,refresh-a@zylker.com:1,,,1893456000000,,",
+    )
+    store = SQLAlchemyTokenStore(database_url)
+    store.save_token(user_token("a@zylker.com:1"))
+
+    report = import_file_store(store, path)
+
+    assert counts(report) == (1, 0, 1)
+    assert report.skipped[0].where == "line 3"
+    assert "already stored on another row" in report.skipped[0].reason
+    assert store.find_token(lookup("c@zylker.com:1")) is None
+    assert len(store.get_tokens()) == 2
+    store.dispose()
+
+
+def test_skipped_rows_are_reported_in_the_files_order(tmp_path):
+    path = tmp_path / "tokens.csv"
+    write_csv(
+        path,
+        f"{HEADER},redirect_uri,api_domain",
+        "1,a@zylker.com:1,cid,secret,refresh-old,,,1700000000000,,",
+        "2,b@zylker.com:1,cid,secret,,,,,,",
+        "3,a@zylker.com:1,cid,secret,refresh-new,,,1893456000000,,",
+    )
+    store = SQLAlchemyTokenStore(f"sqlite:///{tmp_path / 'to.db'}")
+
+    report = import_file_store(store, path)
+
+    assert [row.where for row in report.skipped] == ["line 2", "line 3"]
+    store.dispose()
+
+
 @pytest.mark.parametrize(
     ("lines", "message"),
     [

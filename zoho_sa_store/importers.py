@@ -268,6 +268,9 @@ def _import(
             report.updated += 1
         else:
             report.skipped.append(Skipped(where, outcome))
+    # Reported in the source's order, whichever rule skipped a row.
+    order = {row.where: index for index, row in enumerate(rows)}
+    report.skipped.sort(key=lambda skipped: order.get(skipped.where, 0))
     for line in report.describe()[:-1]:
         log.info("%s", line)
     log.info(
