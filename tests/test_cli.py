@@ -325,21 +325,32 @@ def test_commands_on_a_server_without_the_table_name_the_upgrade(server_url, cap
     assert_one_line_error(capsys.readouterr(), "zoho-sa-store upgrade")
 
 
+EVERY_COMMAND = (
+    ["upgrade"],
+    ["current"],
+    ["list"],
+    ["show", "1"],
+    ["delete", "1"],
+    ["purge", "--yes"],
+    ["import-file-store", "tokens.csv"],
+    ["import-db-store", "sqlite://"],
+)
+
+
 def test_every_command_reports_an_unreachable_server_in_one_line(capsys):
     url = "postgresql+psycopg://app:hunter2@127.0.0.1:9/db?connect_timeout=2"
 
-    for command in (
-        ["current"],
-        ["list"],
-        ["show", "1"],
-        ["delete", "1"],
-        ["purge", "--yes"],
-        ["import-db-store", "sqlite://"],
-    ):
-        assert main([*command, "--url", url]) == 1
+    for command in EVERY_COMMAND:
+        assert main([*command, "--url", url]) == 1, command
         captured = capsys.readouterr()
         assert_one_line_error(captured, "127.0.0.1")
         assert "hunter2" not in captured.err
+
+
+def test_every_command_reports_a_malformed_url_in_one_line(capsys):
+    for command in EVERY_COMMAND:
+        assert main([*command, "--url", "not a url"]) == 1, command
+        assert_one_line_error(capsys.readouterr(), "malformed")
 
 
 def test_a_missing_url_is_one_line_naming_the_variable(monkeypatch, capsys):
