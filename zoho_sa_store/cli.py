@@ -22,6 +22,7 @@ from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from . import display, importers, migrate
 from .engine import (
     URL_VARIABLE,
+    DatabaseURL,
     build_engine,
     require_existing_file,
     resolve_url,
@@ -65,7 +66,7 @@ def _current(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _read_revision(url) -> tuple[str, str | None]:
+def _read_revision(url: DatabaseURL) -> tuple[str, str | None]:
     engine = build_engine(url)
     where = safe_url(engine)
     try:
