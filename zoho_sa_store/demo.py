@@ -18,7 +18,7 @@ from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from .clock import local_now_ms
-from .masking import mask
+from .display import mask
 from .store import SQLAlchemyTokenStore
 from .testing import LoopbackZoho, loopback_environment
 

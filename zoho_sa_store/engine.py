@@ -63,6 +63,25 @@ def is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+def require_existing_file(url: DatabaseURL) -> None:
+    """Raise when ``url`` names a SQLite file that does not exist.
+
+    Connecting would create an empty database there, which would hide a
+    mistyped path from a command that only reads or deletes.
+    """
+    if isinstance(url, Engine):
+        return
+    parsed = parse_url(url)
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and not is_sqlite_memory(parsed)
+        and not os.path.exists(parsed.database)
+    ):
+        raise store_error(
+            f"The SQLite database {parsed.database} does not exist: check the URL."
+        )
+
+
 def build_engine(
     url: DatabaseURL, connect_timeout: float = CONNECT_TIMEOUT_SECONDS
 ) -> Engine:

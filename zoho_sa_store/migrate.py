@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import adopt
 from .engine import DatabaseURL, build_engine, resolve_url, safe_url
 from .errors import database_error
 
@@ -49,16 +50,33 @@ def current_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-def upgrade(url: DatabaseURL | None = None, revision: str = "head") -> None:
+def upgrade(
+    url: DatabaseURL | None = None, revision: str = "head"
+) -> adopt.Adoption | None:
     """Bring the token table's schema to ``revision``, the newest by default.
 
     ``url`` is a database URL, a ``sqlalchemy.engine.URL`` or an ``Engine``;
     when it is None, ``ZOHO_TOKEN_STORE_URL`` is read.
+
+    A table ``oauthtoken`` with no recorded revision is taken for one the
+    SDK's ``DBStore`` created: it is adopted in place (see ``adopt``), stamped
+    at the revision adoption produces, and upgraded from there, in one
+    transaction except on MySQL and MariaDB, where every ALTER TABLE commits
+    on its own (running ``upgrade`` again finishes an interrupted adoption).
+    Returns what the adoption did, or None when there was
+    nothing to adopt.
     """
     engine = build_engine(resolve_url(url))
+    adoption = None
     try:
         with _migration_connection(engine) as connection:
-            command.upgrade(alembic_config(connection), revision)
+            config = alembic_config(connection)
+            if current_revision(connection) is None and adopt.has_token_table(
+                connection
+            ):
+                adoption = adopt.adopt(connection)
+                command.stamp(config, adopt.ADOPTED_REVISION)
+            command.upgrade(config, revision)
     except SQLAlchemyError as err:
         where = safe_url(engine)
         raise database_error("upgrade the token table", where, err) from err
@@ -66,6 +84,7 @@ def upgrade(url: DatabaseURL | None = None, revision: str = "head") -> None:
         if engine is not url:
             engine.dispose()
     log.info("Upgraded the token table at %s to %s", safe_url(engine), revision)
+    return adoption
 
 
 def downgrade(url: DatabaseURL | None = None, revision: str = "base") -> None:
