@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +18,7 @@ from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_sa_store import SQLAlchemyTokenStore, upgrade
+from zoho_sa_store.cli import main
 from zoho_sa_store.encryption import generate_key, plain_digest
 from zoho_sa_store.migrate import downgrade
 from zoho_sa_store.testing import LoopbackZoho
@@ -547,3 +551,96 @@ def test_sdk_flow_works_with_encryption_on(
     assert refreshed.get_access_token() != saved.get_access_token()
     assert loopback_zoho.is_access_token_valid(refreshed.get_access_token())
     assert refreshed.get_access_token() not in dump(store)
+
+
+# The command line
+
+
+def test_generate_key_prints_a_new_key_a_store_accepts(capsys):
+    assert main(["generate-key"]) == 0
+    assert main(["generate-key"]) == 0
+
+    first, second = capsys.readouterr().out.split()
+    assert first != second
+    SQLAlchemyTokenStore("sqlite://", encryption_keys=[first, second])
+
+
+def test_rotate_keys_command_reads_the_keys_from_the_environment(
+    database_url, open_store, monkeypatch, capsys
+):
+    old = open_store([K1])
+    for name in NAMES:
+        old.save_token(secret_token(name))
+    monkeypatch.setenv("ZOHO_TOKEN_STORE_KEYS", f" {K2} , {K1} ")
+
+    code = main(["rotate-keys", "--url", database_url, "--batch-size", "2"])
+
+    assert code == 0
+    assert "Rotating keys" not in capsys.readouterr().err  # not a terminal
+    assert_every_token_found(open_store([K2]))
+
+
+def test_rotate_keys_command_without_keys_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("ZOHO_TOKEN_STORE_KEYS", raising=False)
+
+    code = main(["rotate-keys", "--url", f"sqlite:///{tmp_path / 't.db'}"])
+
+    error = capsys.readouterr().err
+    assert code == 1
+    assert error.count("\n") == 1
+    assert "ZOHO_TOKEN_STORE_KEYS" in error
+
+
+def test_rotate_keys_command_with_a_wrong_key_changes_nothing(
+    database_url, open_store, monkeypatch, capsys
+):
+    right = open_store([K1])
+    right.save_token(secret_token(NAMES[0]))
+    before = raw_rows(right)
+    monkeypatch.setenv("ZOHO_TOKEN_STORE_KEYS", f"{K2},{WRONG}")
+
+    code = main(["rotate-keys", "--url", database_url])
+
+    error = capsys.readouterr().err
+    assert code == 1
+    assert "key does not match" in error
+    assert error.count("\n") == 1
+    for key in (K2, WRONG):
+        assert key not in error
+    assert raw_rows(right) == before
+
+
+def test_rotate_keys_command_draws_a_progress_bar_on_a_terminal(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    store = SQLAlchemyTokenStore(url, encryption_keys=[K1])
+    for name in NAMES:
+        store.save_token(secret_token(name))
+    store.dispose()
+    controller, terminal = os.openpty()
+    environment = {**os.environ, "ZOHO_TOKEN_STORE_KEYS": f"{K2},{K1}"}
+    command = [sys.executable, "-m", "zoho_sa_store.cli", "rotate-keys"]
+    command += ["--url", url, "--batch-size", "3"]
+
+    with subprocess.Popen(command, stderr=terminal, env=environment) as child:
+        os.close(terminal)
+        shown = read_until_closed(controller)
+        assert child.wait(timeout=60) == 0
+
+    assert "Rotating keys [" in shown
+    assert "3/7 rows" in shown
+    assert "7/7 rows" in shown
+    assert K2 not in shown
+
+
+def read_until_closed(descriptor: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(descriptor, 4096)
+        except OSError:  # Linux reports EIO once the other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(descriptor)
+    return b"".join(chunks).decode("utf-8", "replace")

@@ -11,8 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 
 from . import migrate
+from .encryption import KEYS_VARIABLE, generate_key, keys_from_environment
 from .engine import URL_VARIABLE, build_engine, resolve_url, safe_url
-from .errors import database_error
+from .errors import database_error, store_error
+from .rotation import DEFAULT_BATCH_SIZE
+from .store import SQLAlchemyTokenStore
 
 
 def _add_url_option(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +47,35 @@ def _current(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_keys(arguments: argparse.Namespace) -> int:
+    # The keys come from the environment only: on a command line they would
+    # be left in the shell's history and shown to every user by ps.
+    keys = keys_from_environment()
+    if not keys:
+        raise store_error(
+            f"No encryption keys: set {KEYS_VARIABLE} to the Fernet keys, "
+            f"comma-separated, the new key first."
+        )
+    store = SQLAlchemyTokenStore(arguments.url, encryption_keys=keys)
+    try:
+        store.rotate_keys(batch_size=arguments.batch_size)
+    finally:
+        store.dispose()
+    return 0
+
+
+def _generate_key(arguments: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoho-sa-store",
@@ -63,6 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
     current = commands.add_parser("current", help="show the schema revision")
     _add_url_option(current)
     current.set_defaults(handler=_current)
+
+    rotate = commands.add_parser(
+        "rotate-keys",
+        help=f"re-encrypt every token with the first key in {KEYS_VARIABLE}",
+        description=(
+            f"Re-encrypt every stored token with the first Fernet key in "
+            f"{KEYS_VARIABLE} (comma-separated; every key decrypts) and "
+            f"recompute its digests. Safe to interrupt and run again."
+        ),
+    )
+    _add_url_option(rotate)
+    rotate.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per transaction (default: {DEFAULT_BATCH_SIZE})",
+    )
+    rotate.set_defaults(handler=_rotate_keys)
+
+    generate = commands.add_parser(
+        "generate-key", help="print a new Fernet key for encrypting tokens"
+    )
+    generate.set_defaults(handler=_generate_key)
     return parser
 
 
