@@ -300,9 +300,29 @@ def test_rotation_encrypts_rows_written_before_encryption(open_store):
     report = open_store([K1]).rotate_keys(progress=False)
 
     assert report.rewritten == 3
+    text = dump(plain)
     for secret in SECRETS:
-        assert secret not in dump(plain)
+        assert secret not in text
+    # Nor does a plain digest remain that a guessed token could be matched to.
+    assert plain_digest(f"refresh-{NAMES[0]}") not in text
     assert_every_token_found(open_store([K1]), NAMES[:3])
+
+
+def test_rotation_stops_on_a_token_stored_twice_under_two_keys(open_store):
+    # Under two keys the database cannot see that both rows hold refresh-r.
+    first = open_store([K1])
+    first.save_token(secret_token(NAMES[0]))
+    first.save_token(user_token(NAMES[1], refresh_token="refresh-r"))
+    second = open_store([K2, K1])
+    second.save_token(user_token(NAMES[2], refresh_token="refresh-r"))
+    before = raw_rows(second)
+
+    with pytest.raises(SDKException) as caught:
+        second.rotate_keys(batch_size=10, progress=False)
+
+    assert "same refresh, access or grant token" in str(caught.value)
+    assert "refresh-r" not in str(caught.value)
+    assert raw_rows(second) == before
 
 
 def test_rotation_without_keys_is_refused(open_store):

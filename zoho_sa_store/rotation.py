@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .encryption import KEY_ID_COLUMN, FernetCodec, key_mismatch_error
 from .errors import store_error
@@ -57,11 +58,7 @@ def rotate(
                     changes = codec.rotated(row)
                     if changes is None:
                         continue
-                    connection.execute(
-                        update(oauthtoken)
-                        .where(oauthtoken.c.id == row["id"])
-                        .values(changes)
-                    )
+                    _rewrite(connection, row["id"], changes)
                     rewritten += 1
             if not rows:
                 break
@@ -76,6 +73,21 @@ def rotate(
             close()
     log.info("Re-encrypted %d of %d rows with the first key", rewritten, rows_seen)
     return RotationReport(rows=rows_seen, rewritten=rewritten)
+
+
+def _rewrite(connection: Connection, row_id: str, changes: dict) -> None:
+    statement = update(oauthtoken).where(oauthtoken.c.id == row_id).values(changes)
+    try:
+        connection.execute(statement)
+    except IntegrityError as err:
+        # While two keys were in use, the same token could be saved on two
+        # rows under different digests; under one key they clash.
+        raise store_error(
+            f"Could not rotate the row with the id {row_id!r}: another row "
+            f"holds the same refresh, access or grant token. Delete one of the "
+            f"two rows and run the rotation again; this batch was not changed.",
+            err,
+        ) from err
 
 
 def _check_keys(engine: Engine, codec: FernetCodec) -> int:
