@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 
 from . import display, importers, migrate
+from .encryption import KEYS_VARIABLE, generate_key, keys_from_environment
 from .engine import (
     URL_VARIABLE,
     DatabaseURL,
@@ -29,6 +30,7 @@ from .engine import (
     safe_url,
 )
 from .errors import database_error, store_error
+from .rotation import DEFAULT_BATCH_SIZE
 from .store import SQLAlchemyTokenStore
 
 T = TypeVar("T")
@@ -104,7 +106,9 @@ def _existing_store(arguments: argparse.Namespace) -> SQLAlchemyTokenStore:
     """
     url = resolve_url(arguments.url)
     require_existing_file(url)
-    return SQLAlchemyTokenStore(url, refresh_coordination=False)
+    return SQLAlchemyTokenStore(
+        url, refresh_coordination=False, encryption_keys=keys_from_environment()
+    )
 
 
 def _list(arguments: argparse.Namespace) -> int:
@@ -237,8 +241,15 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _importing_store(arguments: argparse.Namespace) -> SQLAlchemyTokenStore:
+    # Imported tokens are encrypted like any other save when keys are set.
+    return SQLAlchemyTokenStore(
+        resolve_url(arguments.url), encryption_keys=keys_from_environment()
+    )
+
+
 def _import_file_store(arguments: argparse.Namespace) -> int:
-    store = SQLAlchemyTokenStore(resolve_url(arguments.url))
+    store = _importing_store(arguments)
     try:
         report = importers.import_file_store(store, arguments.path, _progress)
     finally:
@@ -249,7 +260,7 @@ def _import_file_store(arguments: argparse.Namespace) -> int:
 
 
 def _import_db_store(arguments: argparse.Namespace) -> int:
-    store = SQLAlchemyTokenStore(resolve_url(arguments.url))
+    store = _importing_store(arguments)
     try:
         report = importers.import_db_store(
             store, arguments.source_url, arguments.table, _progress
@@ -282,6 +293,35 @@ def _progress(rows: Iterable[T], total: int) -> Iterable[T]:
         ncols=columns or 80,
         nrows=lines or 24,
     )
+
+
+def _rotate_keys(arguments: argparse.Namespace) -> int:
+    # The keys come from the environment only: on a command line they would
+    # be left in the shell's history and shown to every user by ps.
+    keys = keys_from_environment()
+    if not keys:
+        raise store_error(
+            f"No encryption keys: set {KEYS_VARIABLE} to the Fernet keys, "
+            f"comma-separated, the new key first."
+        )
+    store = SQLAlchemyTokenStore(arguments.url, encryption_keys=keys)
+    try:
+        store.rotate_keys(batch_size=arguments.batch_size)
+    finally:
+        store.dispose()
+    return 0
+
+
+def _generate_key(arguments: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,6 +400,29 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="also log what is done"
     )
     demo.set_defaults(handler=_demo)
+
+    rotate = commands.add_parser(
+        "rotate-keys",
+        help=f"re-encrypt every token with the first key in {KEYS_VARIABLE}",
+        description=(
+            f"Re-encrypt every stored token with the first Fernet key in "
+            f"{KEYS_VARIABLE} (comma-separated; every key decrypts) and "
+            f"recompute its digests. Safe to interrupt and run again."
+        ),
+    )
+    _add_common_options(rotate)
+    rotate.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per transaction (default: {DEFAULT_BATCH_SIZE})",
+    )
+    rotate.set_defaults(handler=_rotate_keys)
+
+    generate = commands.add_parser(
+        "generate-key", help="print a new Fernet key for encrypting tokens"
+    )
+    generate.set_defaults(handler=_generate_key)
     return parser
 
 
@@ -367,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = build_parser().parse_args(argv)
     # The results are printed; the log is for when a person asks for it.
-    level = logging.INFO if arguments.verbose else logging.WARNING
+    verbose = getattr(arguments, "verbose", False)
+    level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s")
     try:
         return arguments.handler(arguments)

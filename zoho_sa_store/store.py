@@ -6,16 +6,23 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy import ColumnElement, Connection, delete, or_, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
-from . import migrate, upsert
+from . import migrate, rotation, upsert
 from .clock import local_now_ms
+from .encryption import (
+    DIGEST_COLUMNS,
+    KEY_ID_COLUMN,
+    PlainCodec,
+    key_mismatch_error,
+    make_codec,
+)
 from .engine import (
     CONNECT_TIMEOUT_SECONDS,
     DatabaseURL,
@@ -26,6 +33,7 @@ from .engine import (
 )
 from .errors import database_error, store_error
 from .mapping import (
+    LookupKey,
     fill_token,
     lookup_key,
     row_values,
@@ -61,6 +69,16 @@ class SQLAlchemyTokenStore(TokenStore):
     database server may take, so that a server that is down is an error
     rather than a hang.
 
+    ``encryption_keys`` is a list of Fernet keys (``zoho-sa-store
+    generate-key`` makes one; needs the ``crypto`` extra). The first key
+    encrypts the client secret and the refresh, access and grant tokens; every
+    key decrypts, so a key being retired stays in the list until
+    :meth:`rotate_keys` has run. Without keys nothing is encrypted.
+    ``encryption.keys_from_environment()`` reads them from
+    ``ZOHO_TOKEN_STORE_KEYS``. A row written with a key the store does not
+    hold is never overwritten, and reading it raises an ``SDKException`` that
+    says the encryption key does not match. See ``zoho_sa_store.encryption``.
+
     One instance is meant to be shared by every thread of a process. On
     SQLite the store creates and upgrades its table on first use; on a server
     database it never changes the schema, and a missing or outdated table is
@@ -70,12 +88,14 @@ class SQLAlchemyTokenStore(TokenStore):
     def __init__(
         self,
         url: DatabaseURL | None = None,
+        encryption_keys: Iterable[str | bytes] | None = None,
         *,
         refresh_coordination: bool = True,
         refresh_lease_seconds: float = 10.0,
         refresh_wait_seconds: float = 20.0,
         connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
     ) -> None:
+        self._codec: PlainCodec = make_codec(encryption_keys)
         self._engine = build_engine(resolve_url(url), connect_timeout_seconds)
         self._dialect = self._engine.dialect.name
         if not upsert.supports(self._dialect):
@@ -104,8 +124,16 @@ class SQLAlchemyTokenStore(TokenStore):
         """The SQLAlchemy engine the store uses."""
         return self._engine
 
+    @property
+    def encrypts(self) -> bool:
+        """Tell whether the store encrypts what it saves."""
+        return self._codec.encrypts
+
     def __repr__(self) -> str:
-        return f"<SQLAlchemyTokenStore url={safe_url(self._engine)!r}>"
+        # The number of keys only, never a key.
+        keys = len(self._codec.key_ids)
+        encryption = f" encryption_keys={keys}" if keys else ""
+        return f"<SQLAlchemyTokenStore url={safe_url(self._engine)!r}{encryption}>"
 
     def find_token(self, token: OAuthToken) -> OAuthToken | None:
         """Fill ``token`` from its stored row and return it; None if not found.
@@ -116,13 +144,13 @@ class SQLAlchemyTokenStore(TokenStore):
         key = lookup_key(token)
         if key is None:
             return None
-        query = select(oauthtoken).where(oauthtoken.c[key.column] == key.value)
+        query = select(oauthtoken).where(self._matches(key))
         row = self._run("find the token", first_row(query))
         row, refresh_here = self._settle(row)
         if row is None:
             log.debug("No token stored for that %s", key.column)
             return None
-        fill_token(token, row)
+        fill_token(token, self._codec.reveal(row))
         if refresh_here:
             _mark_due(token)
         return token
@@ -137,7 +165,7 @@ class SQLAlchemyTokenStore(TokenStore):
                 f"No token is stored with the id {id!r}: check the id, or save "
                 f"the token first."
             )
-        token = token_from_row(row)
+        token = token_from_row(self._codec.reveal(row))
         if refresh_here:
             _mark_due(token)
         return token
@@ -147,7 +175,12 @@ class SQLAlchemyTokenStore(TokenStore):
 
         The row is the one with the token's id when it has one, else the one
         its lookup key finds. Fields that are None on the token keep their
-        stored values.
+        stored values. With keys, the secret and the tokens are written
+        encrypted with the first key, and a row found by a digest under
+        another key gets the first key's digest.
+
+        A row written with a key the store does not hold is not touched: the
+        save raises the key-mismatch ``SDKException`` instead.
         """
         key = save_key(token)
         if key is None:
@@ -164,20 +197,43 @@ class SQLAlchemyTokenStore(TokenStore):
                 "The token cannot be saved: it has no refresh, access or grant token."
             )
         new_id = key.value if key.column == "id" else uuid.uuid4().hex
-        row = {"id": new_id, **row_values(token)}
+        row = {"id": new_id, **self._codec.protect(row_values(token))}
+        key_column = DIGEST_COLUMNS.get(key.column, key.column)
+        stored_keys = None
+        if key_column != key.column:
+            stored_keys = self._codec.lookup_digests(key.value)
+            if stored_keys == [row[key_column]]:
+                stored_keys = None  # no other digest to look for
 
-        def upsert_row(connection: Connection) -> str:
+        def upsert_row(connection: Connection) -> str | None:
             returning = self._returning
-            statement = upsert.build_upsert(self._dialect, key.column, row, returning)
-            result = connection.execute(statement)
+            statement = upsert.build_upsert(
+                self._dialect,
+                key_column,
+                row,
+                returning,
+                writable=self._writable(),
+                stored_keys=stored_keys,
+            )
+            if not returning:
+                # SQLAlchemy reads an INSERT's row count only when asked to.
+                statement = statement.execution_options(preserve_rowcount=True)
+            try:
+                result = connection.execute(statement)
+            except IntegrityError as err:
+                self._explain_refused_save(connection, row, err)
+                raise
             if returning:
-                row_id = result.scalar_one()
+                row_id = result.scalar_one_or_none()
+            elif self._dialect not in ("mysql", "mariadb") and result.rowcount == 0:
+                row_id = None
             elif key.column == "id":
                 row_id = new_id
             else:
                 # MySQL has no RETURNING: read the id of the row just written.
+                written = oauthtoken.c[key_column] == row[key_column]
                 row_id = connection.execute(
-                    select(oauthtoken.c.id).where(oauthtoken.c[key.column] == key.value)
+                    select(oauthtoken.c.id).where(written)
                 ).scalar_one()
             connection.commit()
             return row_id
@@ -185,6 +241,13 @@ class SQLAlchemyTokenStore(TokenStore):
         # Running the upsert twice, should the first attempt's connection
         # drop, leaves the same row: the second finds the first's by its key.
         row_id = self._run("save the token", upsert_row)
+        if row_id is None:
+            # On SQLite and PostgreSQL the guarded update simply skips a row
+            # the store's keys cannot open.
+            raise key_mismatch_error(
+                "The token's row was written with an encryption key this store "
+                "does not hold, so it was not overwritten"
+            )
         token.set_id(row_id)
         log.debug("Saved the token with id %s by its %s", row_id, key.column)
 
@@ -200,16 +263,88 @@ class SQLAlchemyTokenStore(TokenStore):
             "list the tokens",
             lambda connection: connection.execute(query).mappings().all(),
         )
-        return [token_from_row(row) for row in rows]
+        return [token_from_row(self._codec.reveal(row)) for row in rows]
 
     def delete_tokens(self) -> None:
         """Delete every stored token."""
         self._run("delete the tokens", write(delete(oauthtoken)))
         log.info("Deleted every token in %s", safe_url(self._engine))
 
+    def rotate_keys(
+        self,
+        batch_size: int = rotation.DEFAULT_BATCH_SIZE,
+        progress: bool | rotation.ProgressCallback | None = None,
+    ) -> rotation.RotationReport:
+        """Re-encrypt every row with the first key and recompute its digests.
+
+        Rows are read and rewritten ``batch_size`` at a time, in primary-key
+        order, each batch in its own transaction with its rows locked, so an
+        application saving at the same moment waits for the batch instead of
+        losing its write. Rows already under the first key are skipped, so an
+        interrupted rotation is finished by running it again. Rows written
+        before encryption was turned on are encrypted.
+
+        Before anything is written, every row's key is checked: if some row
+        was written with a key the store does not hold, the key-mismatch
+        ``SDKException`` is raised and nothing changes. ``progress`` is True
+        for a progress bar on stderr, False for none, a callable to be told
+        ``(rows done, total)`` after each batch, or None (the default) for a
+        bar when stderr is a terminal.
+        """
+        if not self._codec.encrypts:
+            raise key_mismatch_error(
+                "Rotating keys needs the keys: give the store encryption_keys "
+                "(or set ZOHO_TOKEN_STORE_KEYS), the new key first"
+            )
+        if not self._schema_checked:
+            self._check_schema()
+        try:
+            with self._turn:
+                return rotation.rotate(self._engine, self._codec, batch_size, progress)
+        except SQLAlchemyError as err:
+            where = safe_url(self._engine)
+            raise database_error("rotate the encryption keys", where, err) from err
+
     def dispose(self) -> None:
         """Close the store's pooled connections; it reconnects when used again."""
         self._engine.dispose()
+
+    def _matches(self, key: LookupKey) -> ColumnElement[bool]:
+        """Return the condition that finds the row of a lookup key."""
+        digest_column = DIGEST_COLUMNS.get(key.column)
+        if digest_column is None:
+            return oauthtoken.c[key.column] == key.value
+        digests = self._codec.lookup_digests(key.value)
+        column = oauthtoken.c[digest_column]
+        return column == digests[0] if len(digests) == 1 else column.in_(digests)
+
+    def _writable(self) -> ColumnElement[bool]:
+        """Return the condition a stored row meets when a save may update it."""
+        key_id = oauthtoken.c[KEY_ID_COLUMN]
+        if not self._codec.key_ids:
+            return key_id.is_(None)
+        return or_(key_id.is_(None), key_id.in_(self._codec.key_ids))
+
+    def _explain_refused_save(
+        self, connection: Connection, row: Mapping[str, Any], error: IntegrityError
+    ) -> None:
+        """Raise the key-mismatch error if the save was refused for its key.
+
+        MySQL refuses a guarded save with the same error as a clash with
+        another row, and anywhere an insert can clash with a row it did not
+        find because that row's digests are under a foreign key. Only this
+        failure path pays for the extra query.
+        """
+        identifying = [oauthtoken.c.id == row["id"]]
+        if row["user_name"] is not None:
+            identifying.append(oauthtoken.c.user_name == row["user_name"])
+        query = select(oauthtoken.c[KEY_ID_COLUMN]).where(or_(*identifying))
+        key_ids = connection.execute(query).scalars().all()
+        if any(not self._codec.can_write_over(key_id) for key_id in key_ids):
+            raise key_mismatch_error(
+                "The token's row was written with an encryption key this store "
+                "does not hold, so it was not overwritten"
+            ) from error
 
     def _run(self, action: str, work: Callable[[Connection], T]) -> T:
         """Call ``work`` with a pooled connection and return what it returns.

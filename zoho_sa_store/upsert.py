@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Insert, func, null
+from sqlalchemy import ColumnElement, Insert, and_, bindparam, func, null, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from .encryption import DIGEST_COLUMNS, KEY_ID_COLUMN
 from .mapping import VALUE_COLUMNS
 from .model import oauthtoken
+
+# Every column a save writes besides the id.
+WRITTEN_COLUMNS = (*VALUE_COLUMNS, *DIGEST_COLUMNS.values(), KEY_ID_COLUMN)
 
 _INSERT_CONSTRUCTS = {
     "postgresql": postgresql.insert,
@@ -31,52 +35,101 @@ def supports(dialect_name: str) -> bool:
 
 
 def build_upsert(
-    dialect_name: str, key_column: str, row: dict[str, Any], returning: bool
+    dialect_name: str,
+    key_column: str,
+    row: dict[str, Any],
+    returning: bool,
+    *,
+    writable: ColumnElement[bool],
+    stored_keys: list[str] | None = None,
 ) -> Insert:
     """Return the upsert that saves ``row`` into the row matching ``key_column``.
 
-    ``row`` holds ``id`` (used when the statement inserts) and every value
+    ``row`` holds ``id`` (used when the statement inserts) and every written
     column. With ``returning``, the statement returns the id of the row it
-    wrote.
+    wrote. ``writable`` is the condition the stored row must meet to be
+    updated (its key must be one of the store's); when it does not hold, the
+    statement changes nothing.
+
+    ``stored_keys`` lists other values under which the row may be stored in
+    ``key_column`` (a digest under an older key, or a plain digest). The
+    statement then looks the stored value up in the same statement, updates
+    that row, and writes ``row[key_column]`` in its place.
     """
-    insert = _INSERT_CONSTRUCTS[dialect_name](oauthtoken).values(row)
+    values: dict[str, Any] = dict(row)
+    if stored_keys:
+        values[key_column] = _stored_key(key_column, stored_keys, row[key_column])
+    insert = _INSERT_CONSTRUCTS[dialect_name](oauthtoken).values(values)
+    new_key = None
+    if stored_keys:
+        new_key = bindparam(
+            "new_key", row[key_column], type_=oauthtoken.c[key_column].type
+        )
     if dialect_name in ("mysql", "mariadb"):
-        statement = _on_duplicate_key(insert, key_column)
+        statement = _on_duplicate_key(insert, key_column, writable, new_key)
     else:
-        statement = _on_conflict(insert, key_column)
+        statement = _on_conflict(insert, key_column, writable, new_key)
     if returning:
         statement = statement.returning(oauthtoken.c.id)
     return statement
 
 
-def _on_conflict(insert, key_column: str):
+def _stored_key(key_column: str, candidates: list[str], new_value: str):
+    # The derived table is for MySQL, which refuses a subquery on the table
+    # an INSERT writes unless the subquery is materialized first; its LIMIT
+    # keeps the optimizer from merging it away. The others accept it as is.
+    column = oauthtoken.c[key_column]
+    found = (
+        select(column.label("found"))
+        .where(column.in_(candidates))
+        .limit(1)
+        .subquery("stored")
+    )
+    new_key = bindparam("inserted_key", new_value, type_=column.type)
+    return func.coalesce(select(found.c.found).scalar_subquery(), new_key)
+
+
+def _on_conflict(insert, key_column: str, writable, new_key):
     table = oauthtoken.c
     assignments = {
         name: func.coalesce(insert.excluded[name], table[name])
-        for name in VALUE_COLUMNS
+        for name in WRITTEN_COLUMNS
     }
     assignments["refresh_lease_until"] = null()
+    if new_key is not None:
+        assignments[key_column] = new_key
     # A clash on any other unique column is not caught here, so it fails the
-    # whole statement instead of touching a second row.
-    return insert.on_conflict_do_update(index_elements=[key_column], set_=assignments)
+    # whole statement instead of touching a second row. A row the store's
+    # keys cannot open is left alone: the statement then writes no row.
+    return insert.on_conflict_do_update(
+        index_elements=[key_column], set_=assignments, where=writable
+    )
 
 
-def _on_duplicate_key(insert, key_column: str):
+def _on_duplicate_key(insert, key_column: str, writable, new_key):
     # MySQL runs ON DUPLICATE KEY UPDATE for a clash on *any* unique key, and
     # the row it then updates may not be the one the key names: saving a user
     # whose refresh token is stored on another row would overwrite that row.
     # Every assignment is therefore guarded by "this is the intended row".
-    # For any other row the id is set to NULL, which the server refuses
-    # ("Column 'id' cannot be null", even outside strict mode, because the
-    # statement inserts a single row), so the statement fails and writes
-    # nothing. MySQL applies assignments left to right, so the guard on the
-    # id comes first, before any column the condition reads could change.
+    # For any other row, and for a row the store's keys cannot open, the id
+    # is set to NULL, which the server refuses ("Column 'id' cannot be null",
+    # even outside strict mode, because the statement inserts a single row),
+    # so the statement fails and writes nothing. MySQL applies assignments
+    # left to right, so the guard on the id comes first, before any column
+    # the condition reads could change, and a key column that changes (the
+    # digest moving to the first key) comes last.
     table = oauthtoken.c
-    intended = table[key_column].op("<=>")(insert.inserted[key_column])
-    assignments = [("id", func.if_(intended, table.id, null()))]
-    for name in VALUE_COLUMNS:
+    intended = table[key_column].op("<=>", is_comparison=True)(
+        insert.inserted[key_column]
+    )
+    assignments = [("id", func.if_(and_(intended, writable), table.id, null()))]
+    for name in WRITTEN_COLUMNS:
+        if new_key is not None and name == key_column:
+            continue
         new_value = func.coalesce(insert.inserted[name], table[name])
         assignments.append((name, func.if_(intended, new_value, table[name])))
     lease = table.refresh_lease_until
     assignments.append((lease.name, func.if_(intended, null(), lease)))
+    if new_key is not None:
+        assignments.append((key_column, func.if_(intended, new_key, table[key_column])))
     return insert.on_duplicate_key_update(assignments)
