@@ -8,6 +8,7 @@ token object carrying only the user name, the way a new request does.
 from __future__ import annotations
 
 import csv
+import inspect
 import itertools
 import os
 from collections.abc import Callable
@@ -230,6 +231,14 @@ def core_checkout_find(engine: sa.Engine, users: Users) -> Contender:
         call,
         diagnostic=True,
     )
+
+
+def can_skip_rollback() -> bool:
+    """Tell whether this SQLAlchemy has ``skip_autocommit_rollback`` (2.0.43+)."""
+    from sqlalchemy.engine.default import DefaultDialect
+
+    parameters = inspect.signature(DefaultDialect.__init__).parameters
+    return "skip_autocommit_rollback" in parameters
 
 
 def engine_without_rollback(url: str) -> sa.Engine:

@@ -23,7 +23,7 @@ def cpu_model() -> str:
 def load_average() -> str:
     """Return the 1, 5 and 15 minute load averages, or "n/a"."""
     try:
-        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+        return ", ".join(f"{value:.2f}" for value in os.getloadavg())
     except OSError:
         return "n/a"
 

@@ -119,7 +119,7 @@ def scene_contenders(
             c.core_checkout_find(store.engine, users),
         ]
         variants = [("store_prebuilt", PREBUILT, PrebuiltStatementsStore(database.url))]
-        if database.key == "mysql":
+        if database.key == "mysql" and c.can_skip_rollback():
             variants += [
                 (
                     "store_norollback",
@@ -203,7 +203,7 @@ def trace_database(database: Database, users: Users, run: Run) -> None:
         run.traces[database.label] = trace_store(store, database.key, users)
     finally:
         store.dispose()
-    if database.key == "mysql":
+    if database.key == "mysql" and c.can_skip_rollback():
         variant = SQLAlchemyTokenStore(c.engine_without_rollback(database.url))
         try:
             label = f"{database.label}, skip_autocommit_rollback=True"
@@ -224,7 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sizes": ", ".join(f"{n:,}" for n in args.sizes),
             "rounds": str(args.rounds),
             "batch": f"~{args.batch_seconds:g} s per contender per round",
-            "threads": f"{args.threads} for {args.thread_seconds:g} s",
+            "thread load": (
+                f"{args.threads} threads for {args.thread_seconds:g} s"
+                if args.thread_seconds > 0
+                else "skipped"
+            ),
         },
         load_before=load_average(),
     )
