@@ -196,6 +196,36 @@ def dbstore_find(store: DBStore, users: Users) -> Contender:
     )
 
 
+def dbapi_checkout_find(
+    engine: sa.Engine, raw: RawConnection, users: Users
+) -> Contender:
+    """Time the bare driver's SELECT on a DBAPI connection checked out per call.
+
+    This is the store's pool without SQLAlchemy's ``Connection``: what is left
+    when only the pool stands between a call and the driver.
+    """
+    sql, encode, names = raw.sql, raw.encode, users.names
+
+    def call(i: int) -> Any:
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, (encode(names[i]),))
+            row = cursor.fetchone()
+            cursor.close()
+            return row
+        finally:
+            connection.close()
+
+    return Contender(
+        "dbapi_checkout.find",
+        "bare driver, pool checkout per call",
+        "find",
+        call,
+        diagnostic=True,
+    )
+
+
 def core_held_find(engine: sa.Engine, users: Users) -> Contender:
     """Time SQLAlchemy Core alone: a prepared-once SELECT on a held connection."""
     query = sa.select(oauthtoken).where(oauthtoken.c.user_name == sa.bindparam("n"))

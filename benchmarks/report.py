@@ -252,6 +252,7 @@ def targets_table(run: Run) -> list[str]:
 # Diagnostic layers, cheapest first; what-if variants of the store after it.
 LAYERS = [
     "raw",
+    "dbapi_checkout",
     "core_held",
     "core_checkout",
     "store",

@@ -115,6 +115,7 @@ def scene_contenders(
         found.append(c.dbstore_find(c.db_store(database, users), users))
     if diagnostics:
         found += [
+            c.dbapi_checkout_find(store.engine, raw, users),
             c.core_held_find(store.engine, users),
             c.core_checkout_find(store.engine, users),
         ]
