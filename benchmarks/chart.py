@@ -78,8 +78,10 @@ def write_chart(run: Run, path: str) -> None:
         axis.set_title(database)
         axis.grid(axis="y", which="major", alpha=0.3)
         axis.legend(fontsize=8, loc="upper left")
-        low, high = axis.get_ylim()
-        axis.set_ylim(low, high * 8)  # room for the labels above the bars
+        # Bars on a log scale start at the axis' bottom: put it well below the
+        # shortest bar so that bar stays visible, and leave room for labels.
+        shortest = min(s.median(e.key) for s in scenes for e in s.entries)
+        axis.set_ylim(shortest / 4, axis.get_ylim()[1] * 8)
     figure.suptitle(
         "Token store per-call time, contenders side by side in one run "
         "(shared machine: compare ratios, not absolute times)",
@@ -91,6 +93,8 @@ def write_chart(run: Run, path: str) -> None:
 
 
 def _short(value: float) -> str:
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f} s"
     if value >= 1000:
         return f"{value / 1000:.1f} ms"
     return f"{value:.0f} µs" if value >= 10 else f"{value:.1f} µs"

@@ -3,12 +3,15 @@
 For each database (a SQLite file, PostgreSQL, MariaDB) and each table size,
 the store, the bare driver and the SDK's own stores are timed side by side;
 then the store's calls are traced, and 16 threads share one store on
-PostgreSQL. Writes ``results.md`` and ``chart.png`` to ``--out``.
+PostgreSQL. Writes ``results.md``, ``chart.png`` and ``samples.json`` to
+``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import shlex
 import sys
@@ -282,8 +285,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with open(os.path.join(args.out, "results.md"), "w") as out:
         out.write(report)
     write_chart(run, os.path.join(args.out, "chart.png"))
+    with open(os.path.join(args.out, "samples.json"), "w") as out:
+        # Every round's figures, so the medians can be checked or re-derived;
+        # the thread load's per-call latencies are too many to keep.
+        kept = dataclasses.asdict(run)
+        if kept["thread_load"] is not None:
+            del kept["thread_load"]["find_ms"], kept["thread_load"]["save_ms"]
+        json.dump(kept, out, indent=1, default=str)
     print(report)
-    print(f"wrote {args.out}/results.md and {args.out}/chart.png", file=sys.stderr)
+    print(
+        f"wrote results.md, chart.png and samples.json to {args.out}", file=sys.stderr
+    )
     return 0
 
 
