@@ -19,7 +19,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+
 from zoho_sa_store import SQLAlchemyTokenStore
+from zoho_sa_store.model import oauthtoken
 
 from . import contenders as c
 from .chart import write_chart
@@ -186,10 +189,6 @@ def run_scene(
 
 
 def _row_count(database: Database) -> int:
-    import sqlalchemy as sa
-
-    from zoho_sa_store.model import oauthtoken
-
     engine = sa.create_engine(database.url)
     try:
         with engine.connect() as connection:

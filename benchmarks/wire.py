@@ -181,6 +181,12 @@ def trace_store(
         )
     with store.engine.connect() as connection:
         dbapi = connection.connection.dbapi_connection
+    # Warm the new-user insert path too, then remove what it wrote.
+    for serial in range(WARM_CALLS):
+        warm = _new_user_token(serial)
+        store.save_token(warm)
+        store.delete_token(warm.get_id())
+    new_user = _new_user_token(WARM_CALLS)
     calls: list[tuple[str, Callable[[], Any]]] = [
         ("find_token", lambda: store.find_token(lookup(users.names[0]))),
         (
@@ -189,12 +195,6 @@ def trace_store(
         ),
         ("save_token, new user", lambda: store.save_token(new_user)),
     ]
-    # Warm the new-user insert path too, then remove what it wrote.
-    for serial in range(WARM_CALLS):
-        warm = _new_user_token(serial)
-        store.save_token(warm)
-        store.delete_token(warm.get_id())
-    new_user = _new_user_token(WARM_CALLS)
     traces = []
     for name, call in calls:
         trace = Trace(name)
