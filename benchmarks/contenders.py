@@ -8,7 +8,6 @@ token object carrying only the user name, the way a new request does.
 from __future__ import annotations
 
 import csv
-import inspect
 import itertools
 import os
 from collections.abc import Callable
@@ -21,7 +20,6 @@ from zohocrmsdk.src.com.zoho.api.authenticator.store.db_store import DBStore
 from zohocrmsdk.src.com.zoho.api.authenticator.store.file_store import FileStore
 
 from zoho_sa_store import SQLAlchemyTokenStore
-from zoho_sa_store.engine import CONNECT_TIMEOUT_SECONDS
 from zoho_sa_store.model import oauthtoken
 
 from .data import Users, csv_rows, lookup, refreshed
@@ -260,30 +258,4 @@ def core_checkout_find(engine: sa.Engine, users: Users) -> Contender:
         "find",
         call,
         diagnostic=True,
-    )
-
-
-def can_skip_rollback() -> bool:
-    """Tell whether this SQLAlchemy has ``skip_autocommit_rollback`` (2.0.43+)."""
-    from sqlalchemy.engine.default import DefaultDialect
-
-    parameters = inspect.signature(DefaultDialect.__init__).parameters
-    return "skip_autocommit_rollback" in parameters
-
-
-def engine_without_rollback(url: str) -> sa.Engine:
-    """Return the store's engine, plus SQLAlchemy's ``skip_autocommit_rollback``.
-
-    The store's own engine (``zoho_sa_store.engine.build_engine``) runs in
-    autocommit, yet SQLAlchemy still calls the driver's ``rollback()`` when a
-    connection closes, and PyMySQL sends that to the server. This is the
-    same engine with that call skipped (SQLAlchemy 2.0.43 and later).
-    """
-    return sa.create_engine(
-        url,
-        isolation_level="AUTOCOMMIT",
-        pool_reset_on_return=None,
-        hide_parameters=True,
-        skip_autocommit_rollback=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )

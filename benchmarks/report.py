@@ -249,17 +249,8 @@ def targets_table(run: Run) -> list[str]:
     return _table(["Target", "Measured", "Verdict"], rows)
 
 
-# Diagnostic layers, cheapest first; what-if variants of the store after it.
-LAYERS = [
-    "raw",
-    "dbapi_checkout",
-    "core_held",
-    "core_checkout",
-    "store",
-    "store_prebuilt",
-    "store_norollback",
-    "store_both",
-]
+# Diagnostic layers, cheapest first.
+LAYERS = ["raw", "dbapi_checkout", "core_held", "core_checkout", "store"]
 
 
 def diagnostics_table(run: Run) -> list[str]:
@@ -291,7 +282,7 @@ def diagnostics_table(run: Run) -> list[str]:
     header = [
         "Database",
         "Users",
-        "Layer, or what-if variant of the store",
+        "Layer",
         "find µs/call",
         "find ÷ bare driver",
         "save µs/call",

@@ -41,12 +41,9 @@ from .report import render, scene_summary
 from .results import Entry, Run, Scene
 from .threads import run_thread_load
 from .timing import measure
-from .whatif import PrebuiltStatementsStore
 from .wire import trace_store
 
 DRIVERS = {"sqlite": "sqlite3", "postgresql": "psycopg", "mysql": "PyMySQL"}
-PREBUILT = "statements built once"
-NO_ROLLBACK = "skip_autocommit_rollback"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -125,28 +122,6 @@ def scene_contenders(
             c.core_held_find(store.engine, users),
             c.core_checkout_find(store.engine, users),
         ]
-        variants = [("store_prebuilt", PREBUILT, PrebuiltStatementsStore(database.url))]
-        if database.key == "mysql" and c.can_skip_rollback():
-            variants += [
-                (
-                    "store_norollback",
-                    NO_ROLLBACK,
-                    SQLAlchemyTokenStore(c.engine_without_rollback(database.url)),
-                ),
-                (
-                    "store_both",
-                    f"{PREBUILT} + {NO_ROLLBACK}",
-                    PrebuiltStatementsStore(c.engine_without_rollback(database.url)),
-                ),
-            ]
-        for key, label, variant in variants:
-            what = {"label": f"what-if: {label}", "diagnostic": True}
-            found.append(c.store_find(variant, users, key=f"{key}.find", **what))
-            saves.append(
-                c.store_save(
-                    variant, users, key=f"{key}.save", close=variant.dispose, **what
-                )
-            )
     # A find that finds nothing would time the wrong thing: check each once.
     for contender in found:
         c.check_found(contender.call(0))
@@ -206,13 +181,6 @@ def trace_database(database: Database, users: Users, run: Run) -> None:
         run.traces[database.label] = trace_store(store, database.key, users)
     finally:
         store.dispose()
-    if database.key == "mysql" and c.can_skip_rollback():
-        variant = SQLAlchemyTokenStore(c.engine_without_rollback(database.url))
-        try:
-            label = f"{database.label}, skip_autocommit_rollback=True"
-            run.traces[label] = trace_store(variant, database.key, users)
-        finally:
-            variant.dispose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -119,3 +119,26 @@ def test_server_that_never_answers_fails_within_the_connect_timeout(proxied):
     # the bound is generous because the machine may be busy.
     assert time.monotonic() - started < 30
     assert caught.value.code == "TOKEN_STORE"
+
+
+def test_mysql_calls_send_no_commit_or_rollback_round_trip(tmp_path):
+    # Autocommit makes both pointless, yet PyMySQL would send each one.
+    from conftest import prepare_database
+
+    store = SQLAlchemyTokenStore(prepare_database("mysql", tmp_path))
+    store.save_token(user_token("a@zylker.com:1"))
+
+    def sent(name: str) -> int:
+        # The pool hands the store's one connection to this query too.
+        with store.engine.connect() as connection:
+            row = connection.exec_driver_sql(f"SHOW SESSION STATUS LIKE '{name}'")
+            return int(row.one()[1])
+
+    before = sent("Com_commit"), sent("Com_rollback")
+    for _ in range(5):
+        store.find_token(lookup("a@zylker.com:1"))
+        store.save_token(user_token("a@zylker.com:1", access_token="access-new"))
+    after = sent("Com_commit"), sent("Com_rollback")
+
+    assert after == before
+    store.dispose()

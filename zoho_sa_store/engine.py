@@ -101,6 +101,9 @@ def build_engine(
     options: dict = {
         "isolation_level": "AUTOCOMMIT",
         "pool_reset_on_return": None,
+        # Without this, closing a connection still sends a ROLLBACK that
+        # autocommit makes pointless (PyMySQL sends it every time).
+        "skip_autocommit_rollback": True,
         "hide_parameters": True,
     }
     backend = parsed.get_backend_name()

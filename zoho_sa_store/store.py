@@ -9,7 +9,17 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, delete, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Insert,
+    Select,
+    bindparam,
+    delete,
+    or_,
+    select,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
@@ -96,7 +106,12 @@ class SQLAlchemyTokenStore(TokenStore):
         connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
     ) -> None:
         self._codec: PlainCodec = make_codec(encryption_keys)
-        self._engine = build_engine(resolve_url(url), connect_timeout_seconds)
+        url = resolve_url(url)
+        self._engine = build_engine(url, connect_timeout_seconds)
+        # Engines made here run in autocommit mode, where a COMMIT would be a
+        # wasted round trip (PyMySQL sends one anyway). An engine handed in
+        # may not be, so work done on it is committed.
+        self._commits = isinstance(url, Engine)
         self._dialect = self._engine.dialect.name
         if not upsert.supports(self._dialect):
             raise store_error(
@@ -118,6 +133,8 @@ class SQLAlchemyTokenStore(TokenStore):
             wait_seconds=refresh_wait_seconds,
         )
         self._coordinator = RefreshCoordinator(self._refresh, self._run)
+        self._find_queries: dict[str, Select] = {}
+        self._upserts: dict[tuple[str, bool, bool], Insert] = {}
 
     @property
     def engine(self):
@@ -144,8 +161,8 @@ class SQLAlchemyTokenStore(TokenStore):
         key = lookup_key(token)
         if key is None:
             return None
-        query = select(oauthtoken).where(self._matches(key))
-        row = self._run("find the token", first_row(query))
+        query, values = self._find_query(key)
+        row = self._run("find the token", first_row(query, values))
         row, refresh_here = self._settle(row)
         if row is None:
             log.debug("No token stored for that %s", key.column)
@@ -157,8 +174,8 @@ class SQLAlchemyTokenStore(TokenStore):
 
     def find_token_by_id(self, id: str) -> OAuthToken:
         """Return a new token built from the row with this id."""
-        query = select(oauthtoken).where(oauthtoken.c.id == id)
-        row = self._run("find the token by id", first_row(query))
+        query, values = self._find_query(LookupKey("id", id))
+        row = self._run("find the token by id", first_row(query, values))
         row, refresh_here = self._settle(row)
         if row is None:
             raise store_error(
@@ -205,21 +222,13 @@ class SQLAlchemyTokenStore(TokenStore):
             if stored_keys == [row[key_column]]:
                 stored_keys = None  # no other digest to look for
 
+        values = upsert.parameters(row, stored_keys)
+
         def upsert_row(connection: Connection) -> str | None:
             returning = self._returning
-            statement = upsert.build_upsert(
-                self._dialect,
-                key_column,
-                row,
-                returning,
-                writable=self._writable(),
-                stored_keys=stored_keys,
-            )
-            if not returning:
-                # SQLAlchemy reads an INSERT's row count only when asked to.
-                statement = statement.execution_options(preserve_rowcount=True)
+            statement = self._upsert(key_column, stored_keys is not None)
             try:
-                result = connection.execute(statement)
+                result = connection.execute(statement, values)
             except IntegrityError as err:
                 self._explain_refused_save(connection, row, err)
                 raise
@@ -235,7 +244,6 @@ class SQLAlchemyTokenStore(TokenStore):
                 row_id = connection.execute(
                     select(oauthtoken.c.id).where(written)
                 ).scalar_one()
-            connection.commit()
             return row_id
 
         # Running the upsert twice, should the first attempt's connection
@@ -309,14 +317,44 @@ class SQLAlchemyTokenStore(TokenStore):
         """Close the store's pooled connections; it reconnects when used again."""
         self._engine.dispose()
 
-    def _matches(self, key: LookupKey) -> ColumnElement[bool]:
-        """Return the condition that finds the row of a lookup key."""
+    def _find_query(self, key: LookupKey) -> tuple[Select, dict[str, Any]]:
+        """Return the query that finds the row of a lookup key, and its values.
+
+        Each query is built once per key column and reused: building and
+        caching a new statement for every call costs more than running it.
+        Tokens are found by their digests (see ``encryption``), never by their
+        values, which may be ciphertext.
+        """
         digest_column = DIGEST_COLUMNS.get(key.column)
+        query = self._find_queries.get(key.column)
+        if query is None:
+            if digest_column is None:
+                condition = oauthtoken.c[key.column] == bindparam("key")
+            else:
+                column = oauthtoken.c[digest_column]
+                condition = column.in_(bindparam("key", expanding=True))
+            query = self._find_queries[key.column] = select(oauthtoken).where(condition)
         if digest_column is None:
-            return oauthtoken.c[key.column] == key.value
-        digests = self._codec.lookup_digests(key.value)
-        column = oauthtoken.c[digest_column]
-        return column == digests[0] if len(digests) == 1 else column.in_(digests)
+            return query, {"key": key.value}
+        return query, {"key": self._codec.lookup_digests(key.value)}
+
+    def _upsert(self, key_column: str, looks_up_stored_key: bool) -> Insert:
+        """Return the upsert for a key column, built once and then reused."""
+        shape = (key_column, self._returning, looks_up_stored_key)
+        statement = self._upserts.get(shape)
+        if statement is None:
+            statement = upsert.build_upsert(
+                self._dialect,
+                key_column,
+                self._returning,
+                writable=self._writable(),
+                looks_up_stored_key=looks_up_stored_key,
+            )
+            if not self._returning:
+                # SQLAlchemy reads an INSERT's row count only when asked to.
+                statement = statement.execution_options(preserve_rowcount=True)
+            self._upserts[shape] = statement
+        return statement
 
     def _writable(self) -> ColumnElement[bool]:
         """Return the condition a stored row meets when a save may update it."""
@@ -361,7 +399,10 @@ class SQLAlchemyTokenStore(TokenStore):
         for attempt in (1, 2):
             try:
                 with self._turn, self._engine.connect() as connection:
-                    return work(connection)
+                    result = work(connection)
+                    if self._commits:
+                        connection.commit()
+                    return result
             except DBAPIError as err:
                 if attempt == 1 and err.connection_invalidated:
                     log.info(

@@ -34,37 +34,44 @@ def supports(dialect_name: str) -> bool:
     return dialect_name in _INSERT_CONSTRUCTS
 
 
+# Values travel as bound parameters, so that one statement per shape can be
+# built once and reused; SQLAlchemy wants their names to differ from the
+# columns' in an INSERT.
+PARAMETER_PREFIX = "value_"
+STORED_KEYS_PARAMETER = "stored_keys"
+
+
 def build_upsert(
     dialect_name: str,
     key_column: str,
-    row: dict[str, Any],
     returning: bool,
     *,
     writable: ColumnElement[bool],
-    stored_keys: list[str] | None = None,
+    looks_up_stored_key: bool = False,
 ) -> Insert:
-    """Return the upsert that saves ``row`` into the row matching ``key_column``.
+    """Return the upsert that saves a row into the row matching ``key_column``.
 
-    ``row`` holds ``id`` (used when the statement inserts) and every written
-    column. With ``returning``, the statement returns the id of the row it
-    wrote. ``writable`` is the condition the stored row must meet to be
-    updated (its key must be one of the store's); when it does not hold, the
-    statement changes nothing.
+    The statement takes its values as parameters (see ``parameters``): the
+    row's ``id`` (used when the statement inserts) and every written column.
+    With ``returning``, it returns the id of the row it wrote. ``writable``
+    is the condition the stored row must meet to be updated (its key must be
+    one of the store's); when it does not hold, the statement changes
+    nothing.
 
-    ``stored_keys`` lists other values under which the row may be stored in
-    ``key_column`` (a digest under an older key, or a plain digest). The
-    statement then looks the stored value up in the same statement, updates
-    that row, and writes ``row[key_column]`` in its place.
+    With ``looks_up_stored_key``, the row may be stored under another value
+    of ``key_column`` (a digest under an older key, or a plain digest), given
+    as the ``stored_keys`` parameter. The statement then looks the stored
+    value up itself, updates that row, and writes the new value in its place.
     """
-    values: dict[str, Any] = dict(row)
-    if stored_keys:
-        values[key_column] = _stored_key(key_column, stored_keys, row[key_column])
-    insert = _INSERT_CONSTRUCTS[dialect_name](oauthtoken).values(values)
+    values: dict[str, Any] = {
+        name: bindparam(PARAMETER_PREFIX + name, type_=oauthtoken.c[name].type)
+        for name in ("id", *WRITTEN_COLUMNS)
+    }
     new_key = None
-    if stored_keys:
-        new_key = bindparam(
-            "new_key", row[key_column], type_=oauthtoken.c[key_column].type
-        )
+    if looks_up_stored_key:
+        new_key = values[key_column]
+        values[key_column] = _stored_key(key_column, new_key)
+    insert = _INSERT_CONSTRUCTS[dialect_name](oauthtoken).values(values)
     if dialect_name in ("mysql", "mariadb"):
         statement = _on_duplicate_key(insert, key_column, writable, new_key)
     else:
@@ -74,18 +81,30 @@ def build_upsert(
     return statement
 
 
-def _stored_key(key_column: str, candidates: list[str], new_value: str):
+def parameters(
+    row: dict[str, Any], stored_keys: list[str] | None = None
+) -> dict[str, Any]:
+    """Return the parameters an upsert from ``build_upsert`` takes for ``row``."""
+    values = {
+        PARAMETER_PREFIX + name: row.get(name) for name in ("id", *WRITTEN_COLUMNS)
+    }
+    if stored_keys is not None:
+        values[STORED_KEYS_PARAMETER] = stored_keys
+    return values
+
+
+def _stored_key(key_column: str, new_key):
     # The derived table is for MySQL, which refuses a subquery on the table
     # an INSERT writes unless the subquery is materialized first; its LIMIT
     # keeps the optimizer from merging it away. The others accept it as is.
     column = oauthtoken.c[key_column]
+    candidates = bindparam(STORED_KEYS_PARAMETER, expanding=True, type_=column.type)
     found = (
         select(column.label("found"))
         .where(column.in_(candidates))
         .limit(1)
         .subquery("stored")
     )
-    new_key = bindparam("inserted_key", new_value, type_=column.type)
     return func.coalesce(select(found.c.found).scalar_subquery(), new_key)
 
 

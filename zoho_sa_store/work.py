@@ -14,9 +14,11 @@ from sqlalchemy import Connection, Executable
 Work = Callable[[Connection], Any]
 
 
-def first_row(query: Executable) -> Callable[[Connection], Mapping[str, Any] | None]:
+def first_row(
+    query: Executable, values: Mapping[str, Any] | None = None
+) -> Callable[[Connection], Mapping[str, Any] | None]:
     """Return work that runs ``query`` and gives its first row, or None."""
-    return lambda connection: connection.execute(query).mappings().first()
+    return lambda connection: connection.execute(query, values).mappings().first()
 
 
 def all_rows(query: Executable) -> Callable[[Connection], Sequence[Mapping[str, Any]]]:
@@ -25,11 +27,8 @@ def all_rows(query: Executable) -> Callable[[Connection], Sequence[Mapping[str, 
 
 
 def write(statement: Executable) -> Callable[[Connection], int]:
-    """Return work that runs ``statement``, commits, and gives the row count."""
+    """Return work that runs ``statement`` and gives the row count.
 
-    def run(connection: Connection) -> int:
-        result = connection.execute(statement)
-        connection.commit()
-        return result.rowcount
-
-    return run
+    The store commits, where its engine needs it, once the work is done.
+    """
+    return lambda connection: connection.execute(statement).rowcount
