@@ -45,6 +45,7 @@ from sqlalchemy import BigInteger, Connection, String
 
 from .column_types import key_text
 from .errors import store_error
+from .mapping import VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +54,8 @@ TABLE_NAME = "oauthtoken"
 # The revision whose schema adoption produces; the caller stamps it.
 ADOPTED_REVISION = "0001"
 
-# The columns of the SDK's DBStore table, in its order.
-DBSTORE_COLUMNS = (
-    "id",
-    "user_name",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "access_token",
-    "grant_token",
-    "expiry_time",
-    "redirect_url",
-    "api_domain",
-)
+# The columns of the SDK's DBStore table, in its order, which is also ours.
+DBSTORE_COLUMNS = ("id", *VALUE_COLUMNS)
 
 # Columns with a unique index, in the order duplicates are resolved: the user
 # name first, because that is what the SDK looks a user's token up by.

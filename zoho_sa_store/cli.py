@@ -159,7 +159,7 @@ def _cell(value: Any) -> str:
 def _show(arguments: argparse.Namespace) -> int:
     store = _existing_store(arguments)
     try:
-        token = _token_by_id(store, arguments.id)
+        token = store.find_token_by_id(arguments.id)
     finally:
         store.dispose()
     item = display.details(token)
@@ -184,22 +184,10 @@ def _show(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _token_by_id(store: SQLAlchemyTokenStore, token_id: str):
-    try:
-        return store.find_token_by_id(token_id)
-    except SDKException as err:
-        if err.cause is not None:
-            raise  # a database failure, not an unknown id
-        raise store_error(
-            f"No token is stored with the id {token_id!r} at "
-            f"{safe_url(store.engine)}: `{PROGRAM} list` shows the ids."
-        ) from err
-
-
 def _delete(arguments: argparse.Namespace) -> int:
     store = _existing_store(arguments)
     try:
-        token = _token_by_id(store, arguments.id)
+        token = store.find_token_by_id(arguments.id)
         store.delete_token(arguments.id)
     finally:
         store.dispose()

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import adopt
 from .engine import DatabaseURL, build_engine, resolve_url, safe_url
 from .errors import database_error
+from .transaction import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def upgrade(
     engine = build_engine(resolve_url(url))
     adoption = None
     try:
-        with _migration_connection(engine) as connection:
+        with write_transaction(engine) as connection:
             config = alembic_config(connection)
             if current_revision(connection) is None and adopt.has_token_table(
                 connection
@@ -91,7 +90,7 @@ def downgrade(url: DatabaseURL | None = None, revision: str = "base") -> None:
     """Take the token table's schema back to ``revision``; ``base`` drops it."""
     engine = build_engine(resolve_url(url))
     try:
-        with _migration_connection(engine) as connection:
+        with write_transaction(engine) as connection:
             command.downgrade(alembic_config(connection), revision)
     except SQLAlchemyError as err:
         where = safe_url(engine)
@@ -100,29 +99,3 @@ def downgrade(url: DatabaseURL | None = None, revision: str = "base") -> None:
         if engine is not url:
             engine.dispose()
     log.info("Downgraded the token table at %s to %s", safe_url(engine), revision)
-
-
-@contextmanager
-def _migration_connection(engine: Engine) -> Iterator[Connection]:
-    # Several processes may open a new SQLite file at the same moment and
-    # each upgrade it. An immediate transaction makes them take turns: the
-    # later ones find the schema current and do nothing. SQLite runs DDL
-    # inside a transaction like any other statement.
-    with engine.connect() as connection:
-        if engine.dialect.name != "sqlite":
-            # The store's own engines run in autocommit mode; a migration
-            # runs in a transaction where the database allows it.
-            connection = connection.execution_options(
-                isolation_level=connection.default_isolation_level
-            )
-            with connection.begin():
-                yield connection
-            return
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.exec_driver_sql("ROLLBACK")
-            raise
-        connection.exec_driver_sql("COMMIT")

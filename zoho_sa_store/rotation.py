@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -15,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from .encryption import KEY_ID_COLUMN, FernetCodec, key_mismatch_error
 from .errors import store_error
 from .model import oauthtoken
+from .transaction import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def rotate(
     last_id = None
     try:
         while True:
-            with _transaction(engine) as connection:
+            with write_transaction(engine) as connection:
                 rows = _lock_batch(connection, last_id, batch_size)
                 for row in rows:
                     changes = codec.rotated(row)
@@ -118,29 +118,6 @@ def _lock_batch(connection: Connection, last_id: str | None, batch_size: int):
         # SQLite needs no row locks: the batch holds the database's write lock.
         query = query.with_for_update()
     return connection.execute(query).mappings().all()
-
-
-@contextmanager
-def _transaction(engine: Engine) -> Iterator[Connection]:
-    # The store's engine runs in autocommit mode; a batch is a transaction.
-    with engine.connect() as connection:
-        if engine.dialect.name != "sqlite":
-            connection = connection.execution_options(
-                isolation_level=connection.default_isolation_level
-            )
-            with connection.begin():
-                yield connection
-            return
-        # BEGIN IMMEDIATE takes the write lock before the batch is read, so
-        # no other process writes between the read and the rewrite.
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.exec_driver_sql("ROLLBACK")
-            raise
-        connection.exec_driver_sql("COMMIT")
 
 
 def _progress(progress: bool | ProgressCallback | None, total: int) -> ProgressCallback:
