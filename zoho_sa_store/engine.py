@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
+import time
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -155,10 +157,25 @@ def build_engine(
 
 def _use_write_ahead_log(dbapi_connection, connection_record) -> None:
     # With a write-ahead log, readers in other processes are not blocked
-    # while one process writes.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
+    # while one process writes. Switching a file to it needs the file to
+    # itself for a moment, and when another process is creating or switching
+    # the same file, SQLite answers "locked" at once rather than waiting (it
+    # would be a deadlock), so the switch is tried again within the busy
+    # timeout.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    pause = 0.01
+    while True:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+        finally:
+            cursor.close()
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 def safe_url(engine: Engine) -> str:
