@@ -137,7 +137,7 @@ class SQLAlchemyTokenStore(TokenStore):
         self._upserts: dict[tuple[str, bool, bool], Insert] = {}
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         """The SQLAlchemy engine the store uses."""
         return self._engine
 
