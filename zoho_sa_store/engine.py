@@ -128,12 +128,16 @@ def build_engine(
             # the connect timeout: without one, a server that accepts and
             # then stays silent would hang the call for ever.
             bounds += ["read_timeout", "write_timeout"]
+        connect_args = {name: seconds for name in bounds if name not in parsed.query}
+        if backend == "postgresql" and "tcp_user_timeout" not in parsed.query:
+            # A host that vanished leaves what was sent unacknowledged; this
+            # makes the kernel give up on it after the same bound (libpq
+            # takes milliseconds) instead of after many minutes.
+            connect_args["tcp_user_timeout"] = seconds * 1000
         # TODO: libpq has no read timeout, so on PostgreSQL a pooled
-        # connection to a server that stops answering (while its host still
-        # acknowledges packets) waits until TCP gives up on it.
-        options["connect_args"] = {
-            name: seconds for name in bounds if name not in parsed.query
-        }
+        # connection to a server process that stops answering while its host
+        # still acknowledges packets waits for as long as it stays silent.
+        options["connect_args"] = connect_args
     try:
         engine = create_engine(parsed, **options)
     except NoSuchModuleError as err:
